@@ -1,0 +1,63 @@
+"""Atomic writes: a file appears complete under its final name, or not at all.
+
+Each writer writes to a temporary file in the destination folder, flushes it, and renames
+it over the destination with :func:`os.replace` (atomic on POSIX and Windows). A crash or an
+interrupt leaves at most a hidden ``.*.tmp`` file, never a half-written output.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+
+def _suffixes(path: Path) -> str:
+    # keep every suffix (".nii.gz") so that writers choosing a format by extension work
+    return "".join(path.suffixes)
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; on success rename it to ``path``.
+
+    The temporary file has the same extension, so format-by-extension writers
+    (SimpleITK, safetensors) can write to it. On any exception it is removed.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp" + _suffixes(path),
+                               dir=path.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            tmp_path.unlink()
+        raise
+
+
+def write_text(path: str | os.PathLike, text: str) -> None:
+    """Write a text file atomically (UTF-8)."""
+    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8", newline="\n") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Write a binary file atomically."""
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def write_json(path: str | os.PathLike, data) -> None:
+    """Write JSON atomically (indented, NaN written as null is the caller's job)."""
+    write_text(path, json.dumps(data, indent=2, sort_keys=False) + "\n")
