@@ -1,0 +1,88 @@
+"""Dense outputs for any α, evaluated in chunks over a grid (no retraining, no autograd).
+
+- :func:`displacement_field`: φ(x) − x on the fixed grid, vectors in world mm (LPS), shape
+  grid.shape + (D,) — the convention of ``SimpleITK.DisplacementFieldTransform``.
+- :func:`jacobian_determinant_map`: det ∇φ on the fixed grid (includes the initial affine).
+- :func:`warp_image` / :func:`warp_labels`: the moving image resampled on the fixed grid at
+  φ(x), linear / nearest-label.
+
+Memory: a chunk of ``chunk_size`` points is evaluated at a time; for a 512×512×136 CT the
+result arrays (float32) dominate: 0.43 GB for the field, 0.14 GB per scalar map.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+
+import numpy as np
+import torch
+
+from cidir.fields.sampling import ImageSampler, LabelSampler
+from cidir.fields.transform import ConditionedTransform
+from cidir.geometry import Grid, Image
+from cidir.losses.regularizers import jacobian_determinant
+
+Alpha = float | Sequence[float]
+
+
+def _chunks(grid: Grid, chunk_size: int, device: torch.device,
+            flat: np.ndarray | None = None) -> Iterator[tuple[slice, torch.Tensor]]:
+    """(slice into the output, world points (n, D) float32 on device) chunk by chunk."""
+    total = grid.num_voxels if flat is None else len(flat)
+    for start in range(0, total, chunk_size):
+        stop = min(start + chunk_size, total)
+        idx = np.arange(start, stop) if flat is None else flat[start:stop]
+        world = grid.world_points(idx)
+        yield slice(start, stop), torch.as_tensor(world, dtype=torch.float32, device=device)
+
+
+def _evaluate(grid: Grid, transform: ConditionedTransform, chunk_size: int, width: int,
+              dtype, fn: Callable[[torch.Tensor], torch.Tensor]) -> np.ndarray:
+    out = np.empty((grid.num_voxels, width) if width > 1 else grid.num_voxels, dtype=dtype)
+    with torch.no_grad():
+        for where, world in _chunks(grid, chunk_size, transform.device):
+            out[where] = fn(world).cpu().numpy()
+    return out.reshape(grid.shape + ((width,) if width > 1 else ()))
+
+
+def displacement_field(transform: ConditionedTransform, alpha: Alpha, grid: Grid | None = None,
+                       chunk_size: int = 131072) -> np.ndarray:
+    """φ(x) − x in world mm on ``grid`` (default: the fixed grid), shape grid.shape + (D,)."""
+    grid = grid or transform.grid
+    a = transform.alpha_tensor(alpha)
+    return _evaluate(grid, transform, chunk_size, grid.ndim, np.float32,
+                     lambda x: transform.map_world(x, a) - x)
+
+
+def jacobian_determinant_map(transform: ConditionedTransform, alpha: Alpha,
+                             grid: Grid | None = None, chunk_size: int = 32768) -> np.ndarray:
+    """det ∇φ(x) on ``grid`` (default: the fixed grid), shape grid.shape; ≤ 0 means folding."""
+    grid = grid or transform.grid
+    a = transform.alpha_tensor(alpha)
+    d = grid.ndim
+    affine_det = float(np.linalg.det(transform.init_matrix[:d, :d]))
+    return _evaluate(grid, transform, chunk_size, 1, np.float32,
+                     lambda x: affine_det * jacobian_determinant(
+                         transform.displacement(x, a, order=1).jacobian))
+
+
+def warp_image(transform: ConditionedTransform, moving: Image, alpha: Alpha,
+               grid: Grid | None = None, chunk_size: int = 131072) -> Image:
+    """The moving image resampled at φ(x) on ``grid`` (default: fixed), linear, 0 outside."""
+    grid = grid or transform.grid
+    a = transform.alpha_tensor(alpha)
+    sampler = ImageSampler(moving, transform.device)
+    array = _evaluate(grid, transform, chunk_size, 1, np.float32,
+                      lambda x: sampler(transform.map_world(x, a)))
+    return Image(array, grid, f"{moving.source} warped")
+
+
+def warp_labels(transform: ConditionedTransform, labels: Image, alpha: Alpha,
+                grid: Grid | None = None, chunk_size: int = 131072) -> Image:
+    """A label map resampled at φ(x) on ``grid`` (default: fixed), nearest label, 0 outside."""
+    grid = grid or transform.grid
+    a = transform.alpha_tensor(alpha)
+    sampler = LabelSampler(labels, transform.device)
+    array = _evaluate(grid, transform, chunk_size, 1, np.int32,
+                      lambda x: sampler(transform.map_world(x, a)))
+    return Image(array, grid, f"{labels.source} warped")

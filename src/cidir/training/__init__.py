@@ -1,0 +1,23 @@
+"""Training: the point sampler, the α prior, the loop and its hooks."""
+
+from cidir.training.hooks import (
+    Checkpoint,
+    EarlyStopping,
+    ProgressBar,
+    TrainingHook,
+    TrainingState,
+)
+from cidir.training.trainer import FitResult, Trainer, build_transform, fit, resolve_device
+
+__all__ = [
+    "Checkpoint",
+    "EarlyStopping",
+    "FitResult",
+    "ProgressBar",
+    "Trainer",
+    "TrainingHook",
+    "TrainingState",
+    "build_transform",
+    "fit",
+    "resolve_device",
+]

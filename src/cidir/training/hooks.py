@@ -1,0 +1,110 @@
+"""Hooks called by the training loop: progress bar, loss log, checkpoints, early stop.
+
+A hook implements any of ``on_start(state)``, ``on_step(state)`` and ``on_end(state)``;
+``on_step`` returning True asks the loop to stop after this iteration.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from cidir.config import RunConfig
+    from cidir.fields import ConditionedTransform
+
+
+@dataclass
+class TrainingState:
+    """What a hook sees: the iteration (1-based once started), its loss parts, the model."""
+
+    iteration: int
+    iterations: int
+    parts: dict[str, float]
+    transform: ConditionedTransform
+    config: RunConfig
+    elapsed_seconds: float = 0.0
+    history: list[dict[str, float]] = field(default_factory=list)
+
+
+class TrainingHook:
+    """Base class: every callback does nothing."""
+
+    def on_start(self, state: TrainingState) -> None:  # noqa: B027
+        pass
+
+    def on_step(self, state: TrainingState) -> bool | None:
+        return None
+
+    def on_end(self, state: TrainingState) -> None:  # noqa: B027
+        pass
+
+
+class ProgressBar(TrainingHook):
+    """A tqdm bar showing the loss terms, refreshed every ``every`` iterations."""
+
+    def __init__(self, every: int = 10, disable: bool | None = None) -> None:
+        self.every = every
+        self.disable = disable
+        self._bar = None
+
+    def on_start(self, state: TrainingState) -> None:
+        from tqdm.auto import tqdm
+
+        self._bar = tqdm(total=state.iterations, desc="fit", unit="it", disable=self.disable,
+                         dynamic_ncols=True)
+
+    def on_step(self, state: TrainingState) -> None:
+        if state.iteration % self.every == 0 or state.iteration == state.iterations:
+            self._bar.set_postfix({k: f"{v:.4g}" for k, v in state.parts.items()}, refresh=False)
+            self._bar.update(state.iteration - self._bar.n)
+
+    def on_end(self, state: TrainingState) -> None:
+        if self._bar is not None:
+            self._bar.update(state.iteration - self._bar.n)
+            self._bar.close()
+
+
+class Checkpoint(TrainingHook):
+    """Saves the model (safetensors, atomically) every ``every`` iterations and at the end."""
+
+    def __init__(self, path: str | Path, every: int) -> None:
+        self.path = Path(path)
+        self.every = every
+
+    def _save(self, state: TrainingState) -> None:
+        from cidir.io.model_store import save_model
+
+        save_model(self.path, state.transform, state.config,
+                   extra={"iteration": str(state.iteration)})
+
+    def on_step(self, state: TrainingState) -> None:
+        if self.every and state.iteration % self.every == 0:
+            self._save(state)
+
+    def on_end(self, state: TrainingState) -> None:
+        self._save(state)
+
+
+class EarlyStopping(TrainingHook):
+    """Stops when the total loss has not improved by ``min_delta`` for ``patience`` steps
+    (on a running mean over ``window`` iterations, since the loss is stochastic)."""
+
+    def __init__(self, patience: int = 200, min_delta: float = 1e-4, window: int = 50) -> None:
+        self.patience = patience
+        self.min_delta = min_delta
+        self.window = window
+        self._recent: list[float] = []
+        self._best = float("inf")
+        self._since_best = 0
+
+    def on_step(self, state: TrainingState) -> bool:
+        self._recent = (self._recent + [state.parts["total"]])[-self.window :]
+        mean = sum(self._recent) / len(self._recent)
+        if mean < self._best - self.min_delta:
+            self._best = mean
+            self._since_best = 0
+        else:
+            self._since_best += 1
+        return len(self._recent) == self.window and self._since_best >= self.patience
