@@ -45,14 +45,14 @@ def _displacement(world: np.ndarray, bumps: tuple, amplitude: float) -> np.ndarr
 
 def make_synthetic_pair(ndim: int = 3, seed: int = 0, size: tuple[int, ...] | None = None,
                         spacing: tuple[float, ...] | None = None,
-                        amplitude_mm: float = 6.0, num_blobs: int = 40,
+                        amplitude_mm: float = 8.0, num_blobs: int = 80,
                         rotate: bool = True) -> SyntheticPair:
-    """A pair on an anisotropic grid (3D default: 48×48×20 at 2×2×5 mm; 2D: 64×64 at 2×3 mm),
+    """A pair on an anisotropic grid (3D default: 48×48×28 at 2×2×3.5 mm; 2D: 64×64 at 2×3 mm),
     with a rotated direction when ``rotate``. The mask is the central ellipsoid."""
     rng = np.random.default_rng(seed)
     if ndim == 3:
-        size = size or (48, 48, 20)
-        spacing = spacing or (2.0, 2.0, 5.0)
+        size = size or (48, 48, 28)
+        spacing = spacing or (2.0, 2.0, 3.5)
     else:
         size = size or (64, 64)
         spacing = spacing or (2.0, 3.0)
@@ -70,7 +70,7 @@ def make_synthetic_pair(ndim: int = 3, seed: int = 0, size: tuple[int, ...] | No
         return grid.voxel_to_world(v + (np.asarray(size) - 1) / 2)
 
     blob_centers = in_box(num_blobs, 0.8)
-    blob_widths = rng.uniform(0.06, 0.14, num_blobs) * half
+    blob_widths = rng.uniform(0.08, 0.16, num_blobs) * half
     blob_weights = rng.uniform(0.5, 1.5, num_blobs) * rng.choice([-1, 1], num_blobs)
     bump_centers = in_box(4, 0.5)
     bump_widths = rng.uniform(0.35, 0.5, 4) * half
