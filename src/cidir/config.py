@@ -56,6 +56,7 @@ class ModelConfig:
             _positive_int("model.harmonizer_widths", w)
         _positive("model.omega_first", self.omega_first)
         _positive("model.omega_hidden", self.omega_hidden)
+        _non_negative("model.output_init_scale", self.output_init_scale)
 
 
 @dataclass(frozen=True)
@@ -113,6 +114,8 @@ class ObjectiveConfig:
                 "objective.regularizer_fraction: expected a value in (0, 1], "
                 f"found {self.regularizer_fraction}"
             )
+        for name in ("hyperelastic_length", "hyperelastic_area", "hyperelastic_volume"):
+            _non_negative(f"objective.{name}", getattr(self, name))
 
     @property
     def num_conditions(self) -> int:
@@ -318,6 +321,11 @@ def _choice(name: str, value: str, choices: tuple[str, ...]) -> None:
 def _positive(name: str, value: float) -> None:
     if not value > 0:
         raise InputError(f"{name}: expected a positive number, found {value}")
+
+
+def _non_negative(name: str, value: float) -> None:
+    if not value >= 0:
+        raise InputError(f"{name}: expected a number >= 0, found {value}")
 
 
 def _positive_int(name: str, value: int) -> None:
