@@ -47,7 +47,7 @@ def test_toml_round_trip_non_defaults():
     assert text.count("[[objective.regularizers]]") == 2
     back = RunConfig.from_toml(text)
     assert back == config
-    assert back.objective.regularizers[1] == RegularizerTerm("antifolding", 0.01, 5.0,
+    assert back.objective.regularizers[1] == RegularizerTerm("antifolding", 1.0, 5.0,
                                                              "constant", 1)
     assert back.model.harmonizer_widths == (16, 8)
 

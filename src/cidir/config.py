@@ -70,9 +70,9 @@ class RegularizerTerm:
     alpha_index: which entry of the conditioning vector α drives this term.
     """
 
-    name: str = "jacobian"
-    lambda_min: float = 0.01
-    lambda_max: float = 10.0
+    name: str = "bending"
+    lambda_min: float = 1.0
+    lambda_max: float = 10000.0
     mapping: str = "log"
     alpha_index: int = 0
 
@@ -98,9 +98,9 @@ class ObjectiveConfig:
 
     similarity: str = "ncc"
     regularizers: tuple[RegularizerTerm, ...] = (
-        RegularizerTerm("jacobian", 0.01, 10.0, "log", 0),
+        RegularizerTerm("bending", 1.0, 10000.0, "log", 0),
     )
-    regularizer_fraction: float = 0.5  # fraction of the batch where R is evaluated
+    regularizer_fraction: float = 0.25  # fraction of the batch where R is evaluated
     hyperelastic_length: float = 1.0
     hyperelastic_area: float = 1.0
     hyperelastic_volume: float = 1.0
@@ -134,8 +134,8 @@ class ObjectiveConfig:
 class TrainingConfig:
     """Per-pair optimization: Adam over points drawn inside the fixed mask."""
 
-    iterations: int = 1500
-    batch_size: int = 10000
+    iterations: int = 800
+    batch_size: int = 4000
     learning_rate: float = 1e-4
     alpha_prior: str = "uniform"  # uniform on [alpha_low, alpha_high], or fixed
     alpha_low: float = 0.0
@@ -172,7 +172,8 @@ class SelectionConfig:
     """Choosing α at inference by a grid search over α on sampled points."""
 
     num_alphas: int = 21  # grid 0, 1/(n-1), ..., 1
-    sample_points: int = 30000  # points drawn inside the fixed labels' region per search
+    sample_points: int = 30000  # voxels of the labels' region where Dice is estimated
+    folding_points: int = 5000  # of those, where det J is evaluated (folding %)
     region_margin_mm: float = 10.0  # margin around the labels where points are drawn
     tie_tolerance: float = 0.0  # Dice within this of the best counts as a tie (0: std. error)
     seed: int = 0
@@ -181,6 +182,7 @@ class SelectionConfig:
         if self.num_alphas < 2:
             raise InputError(f"selection.num_alphas: expected >= 2, found {self.num_alphas}")
         _positive_int("selection.sample_points", self.sample_points)
+        _positive_int("selection.folding_points", self.folding_points)
         if self.region_margin_mm < 0 or self.tie_tolerance < 0:
             raise InputError("selection.region_margin_mm and tie_tolerance must be >= 0")
 

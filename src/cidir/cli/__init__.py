@@ -1,0 +1,1 @@
+"""The ``cidir`` command line (``cidir --help``)."""

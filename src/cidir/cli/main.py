@@ -1,0 +1,272 @@
+"""The ``cidir`` command line: fit, select, apply, export, evaluate, report, phantom, demo,
+dirlab. Bad input ends with a one-line message on stderr and exit status 2."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+
+from cidir.cli.config_options import add_config_options, config_from_args
+from cidir.errors import InputError
+
+EPILOG = "Frames: images and fields in world mm (LPS); fields map fixed → moving."
+
+
+def _labels(text: str) -> list[int]:
+    try:
+        return [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated integers, found {text!r}") from None
+
+
+def _device(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
+
+
+def _alpha(p: argparse.ArgumentParser, default_text: str) -> None:
+    p.add_argument("--alpha", type=float, help=f"α in [0, 1] ({default_text})")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="cidir",
+        description="Deformable registration with a hyperparameter-conditioned implicit neural "
+                    "representation: train once over all regularization weights α, choose α "
+                    "per patient at inference.",
+        epilog=EPILOG)
+    from cidir import __version__
+
+    parser.add_argument("--version", action="version", version=f"cidir {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("fit", help="train the conditioned network for an image pair",
+                       description="Train one network for FIXED ← MOVING over the α prior. "
+                                   "Writes RUN/model.safetensors, config.toml (resolved), "
+                                   "metrics.json, loss.csv, inputs.json.", epilog=EPILOG)
+    p.add_argument("fixed", help="fixed image (NIfTI, MHA, NRRD, or a DICOM series folder)")
+    p.add_argument("moving", help="moving image")
+    p.add_argument("--out", required=True, metavar="RUN", help="run folder to write")
+    p.add_argument("--fixed-mask", help="mask on the fixed grid: training points are drawn "
+                                        "inside it (default: the whole image)")
+    p.add_argument("--moving-mask", help="mask on the moving grid (used by --init)")
+    p.add_argument("--init", default="none", metavar="none|moments|rigid|affine|FILE",
+                   help="initial alignment fixed → moving computed with SimpleITK, or an ITK "
+                        "transform file (ANTs/elastix/Slicer); the deformation is learned on "
+                        "top of it (default none)")
+    p.add_argument("--iterations", type=int, help="alias of --training-iterations")
+    p.add_argument("--seed", type=int, help="alias of --training-seed")
+    p.add_argument("--overwrite", action="store_true", help="replace a model already in RUN")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    _device(p)
+    add_config_options(p, ("model", "objective", "training", "selection"))
+
+    p = sub.add_parser("select", help="choose α by the Dice of warped labels",
+                       description="Score a grid of α by Dice of warped moving labels against "
+                                   "fixed labels (and TRE when points are given); choose the "
+                                   "best. Writes RUN/alpha_table.csv and RUN/selection.json.",
+                       epilog=EPILOG)
+    p.add_argument("run", metavar="RUN")
+    p.add_argument("--fixed-labels", required=True, help="label map on the fixed grid")
+    p.add_argument("--moving-labels", required=True, help="label map on the moving grid")
+    p.add_argument("--alphas", type=int, metavar="K", help="grid size (default from config)")
+    p.add_argument("--labels", type=_labels, help="labels to use, e.g. 1,2 (default: common)")
+    p.add_argument("--fixed-points", help="landmarks in the fixed image (any supported format)")
+    p.add_argument("--moving-points", help="corresponding landmarks in the moving image")
+    p.add_argument("--criterion", choices=("dice", "tre"), default="dice",
+                   help="what chooses α (default dice)")
+    p.add_argument("--seed", type=int, help="alias of --selection-seed")
+    _device(p)
+    add_config_options(p, ("selection",))
+
+    p = sub.add_parser("apply", help="warp an image / label map, or map points",
+                       description="Warp a moving-space image (linear) or label map (nearest) "
+                                   "onto the fixed grid, or map fixed-space points to moving "
+                                   "space, at α.", epilog=EPILOG)
+    p.add_argument("run", metavar="RUN")
+    what = p.add_mutually_exclusive_group(required=True)
+    what.add_argument("--image", help="image in moving space")
+    what.add_argument("--labels", help="label map in moving space")
+    what.add_argument("--points", help="points in fixed space (csv, fcsv, mrk.json, elastix, "
+                                       "DIR-LAB *_xyz.txt)")
+    p.add_argument("--out", required=True, help="output file (format by extension)")
+    _alpha(p, "default: the selected α")
+    _device(p)
+
+    p = sub.add_parser("export", help="write the displacement field / Jacobian map",
+                       description="Write the dense displacement field at α on the fixed grid "
+                                   "(mm, LPS, fixed → moving, initial affine included) for "
+                                   "ITK/Slicer (itk), ANTs (ants) or elastix/transformix "
+                                   "(elastix), and/or the Jacobian-determinant map.",
+                       epilog=EPILOG)
+    p.add_argument("run", metavar="RUN")
+    p.add_argument("--field", help="output field file (.nii.gz, .mha, ...; .txt for elastix)")
+    p.add_argument("--format", default="itk", choices=("itk", "ants", "elastix"))
+    p.add_argument("--jacobian", help="output Jacobian-determinant image")
+    _alpha(p, "default: the selected α")
+    _device(p)
+
+    p = sub.add_parser("evaluate", help="TRE / Dice / folding at α",
+                       description="TRE (continuous and snapped, per axis), Dice per label, "
+                                   "% det J ≤ 0 and std log det J (inside the fixed mask when "
+                                   "there is one). Writes RUN/evaluation.json (or --out).",
+                       epilog=EPILOG)
+    p.add_argument("run", metavar="RUN")
+    p.add_argument("--fixed-points")
+    p.add_argument("--moving-points")
+    p.add_argument("--fixed-labels")
+    p.add_argument("--moving-labels")
+    p.add_argument("--labels", type=_labels, help="labels to score, e.g. 1,2")
+    p.add_argument("--mask", help="region for folding (default: the run's fixed mask)")
+    p.add_argument("--out", help="output JSON (default RUN/evaluation.json)")
+    _alpha(p, "default: the selected α")
+    _device(p)
+
+    p = sub.add_parser("report", help="write RUN/report.html",
+                       description="α curves, slices, differences, checkerboard, Jacobian map, "
+                                   "deformed grid and the run's numbers in one HTML page.",
+                       epilog=EPILOG)
+    p.add_argument("run", metavar="RUN")
+    _alpha(p, "default: the selected α, else 0.5")
+    _device(p)
+
+    p = sub.add_parser("phantom", help="write the 4D-CT breathing phantom",
+                       description="A CT-like thorax at inhale and exhale with ground-truth "
+                                   "field, labels, lung masks and landmark pairs.")
+    p.add_argument("--out", required=True, metavar="DIR")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--size", choices=("small", "dirlab"), default="small")
+
+    p = sub.add_parser("demo", help="phantom → fit → select → evaluate → report",
+                       description="Generate the phantom, register exhale to inhale, choose α by "
+                                   "Dice, report TRE before/after, folding, times.")
+    p.add_argument("--out", default="demo_out", metavar="DIR")
+    p.add_argument("--size", choices=("small", "dirlab"), default="small")
+    p.add_argument("--phantom-seed", type=int, default=0)
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    _device(p)
+    add_config_options(p, ("model", "objective", "training", "selection"))
+
+    p = sub.add_parser("dirlab", help="the DIR-LAB 4DCT protocol on one case",
+                       description="Fixed T00, moving T50 from a DIR-LAB download; lung mask "
+                                   "given or by threshold; TRE continuous and snapped, per axis.")
+    p.add_argument("--root", required=True, help="folder of the DIR-LAB download")
+    p.add_argument("--case", type=int, required=True, choices=range(1, 11), metavar="1-10")
+    p.add_argument("--out", required=True, metavar="RUN")
+    p.add_argument("--mask", help="fixed (T00) lung mask on the case grid (default: threshold)")
+    p.add_argument("--landmarks", help="folder of the landmark files (default: search --root)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--overwrite", action="store_true")
+    _device(p)
+    add_config_options(p, ("model", "objective", "training", "selection"))
+    return parser
+
+
+def _fit_config(args: argparse.Namespace):
+    config = config_from_args(args)
+    extra = {}
+    if getattr(args, "iterations", None) is not None:
+        extra["training.iterations"] = args.iterations
+    if getattr(args, "seed", None) is not None and args.command == "fit":
+        extra["training.seed"] = args.seed
+    return config.with_overrides(extra) if extra else config
+
+
+def run_command(args: argparse.Namespace) -> dict | None:
+    from cidir.runs import commands
+
+    if args.command == "fit":
+        return commands.fit_run(args.fixed, args.moving, args.out, _fit_config(args),
+                                fixed_mask_path=args.fixed_mask,
+                                moving_mask_path=args.moving_mask, init=args.init,
+                                device=args.device, overwrite=args.overwrite,
+                                progress=not args.quiet)
+    if args.command == "select":
+        from cidir.runs.folder import RunFolder
+
+        run = RunFolder(args.run)
+        run.require_trained()
+        base = run.load_config()
+        if args.config:
+            base = base.__class__.load(args.config)
+        selection = config_from_args(args, base)
+        extra = {}
+        if args.alphas is not None:
+            extra["selection.num_alphas"] = args.alphas
+        if args.seed is not None:
+            extra["selection.seed"] = args.seed
+        selection = selection.with_overrides(extra).selection if extra else selection.selection
+        out = commands.select_run(args.run, args.fixed_labels, args.moving_labels,
+                                  selection=selection, labels=args.labels,
+                                  fixed_points_path=args.fixed_points,
+                                  moving_points_path=args.moving_points,
+                                  criterion=args.criterion, device=args.device)
+        print(f"chosen α = {out['alpha']:.4g}: Dice {out['dice']:.4f} ± {out['dice_se']:.4f}, "
+              f"folding {out['folding_percent']:.3f}%"
+              + (f", TRE {out['tre_mm']:.3f} mm" if out.get("tre_mm") is not None else "")
+              + f" ({len(out['rows'])} α in {out['seconds']:.2f} s)")
+        return None
+    if args.command == "apply":
+        path = commands.apply_run(args.run, args.out, alpha=args.alpha, image=args.image,
+                                  labels=args.labels, points=args.points, device=args.device)
+        print(f"wrote {path}")
+        return None
+    if args.command == "export":
+        for path in commands.export_run(args.run, field=args.field, fmt=args.format,
+                                        jacobian=args.jacobian, alpha=args.alpha,
+                                        device=args.device):
+            print(f"wrote {path}")
+        return None
+    if args.command == "evaluate":
+        return commands.evaluate_run(args.run, alpha=args.alpha, fixed_points=args.fixed_points,
+                                     moving_points=args.moving_points,
+                                     fixed_labels=args.fixed_labels,
+                                     moving_labels=args.moving_labels, labels=args.labels,
+                                     mask=args.mask, out=args.out, device=args.device)
+    if args.command == "report":
+        print(f"wrote {commands.report_run(args.run, alpha=args.alpha, device=args.device)}")
+        return None
+    if args.command == "phantom":
+        from cidir.data.phantom import make_phantom, write_phantom
+
+        paths = write_phantom(make_phantom(args.size, args.seed), args.out)
+        for key, path in paths.items():
+            print(f"{key}: {path}")
+        return None
+    if args.command == "demo":
+        from cidir.runs.demo import run_demo
+
+        run_demo(args.out, config_from_args(args), size=args.size, seed=args.phantom_seed,
+                 device=args.device, progress=not args.quiet)
+        return None
+    if args.command == "dirlab":
+        from cidir.runs.dirlab import run_dirlab
+
+        run_dirlab(args.root, args.case, args.out, config_from_args(args), mask=args.mask,
+                   landmarks=args.landmarks, device=args.device, progress=not args.quiet,
+                   overwrite=args.overwrite)
+        return None
+    raise AssertionError(args.command)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        result = run_command(args)
+    except InputError as exc:
+        message = " ".join(str(exc).split())
+        print(f"cidir {args.command}: error: {message}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"cidir {args.command}: interrupted", file=sys.stderr)
+        return 130
+    if result is not None:
+        print(json.dumps(result, indent=2))
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,354 @@
+"""What each CLI command does, as functions on paths (the CLI only parses arguments).
+
+Every function validates all its inputs before it writes anything, so that bad input leaves
+no output behind; every output is written atomically.
+"""
+
+from __future__ import annotations
+
+import platform
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from cidir.config import RunConfig, SelectionConfig
+from cidir.errors import InputError
+from cidir.evaluation import (
+    dice_per_label,
+    folding_percent,
+    foreground_labels,
+    mean_dice,
+    std_log_jacobian,
+    tre_summary,
+)
+from cidir.fields import (
+    ConditionedTransform,
+    displacement_field,
+    jacobian_determinant_map,
+    warp_image,
+    warp_labels,
+)
+from cidir.geometry import Image
+from cidir.io.field_export import check_export_path, write_displacement_field
+from cidir.io.images import (
+    check_common_labels,
+    check_same_dimension,
+    read_image,
+    read_label_map,
+    read_mask,
+    write_image,
+)
+from cidir.io.landmarks import check_pairs, read_points, write_points
+from cidir.runs.folder import RunFolder
+from cidir.selection import search_alpha
+from cidir.training import Checkpoint, ProgressBar, Trainer, resolve_device
+
+
+def machine_info(device: torch.device) -> dict[str, Any]:
+    info = {"torch": torch.__version__, "device": str(device), "threads": torch.get_num_threads(),
+            "python": platform.python_version(), "platform": platform.platform()}
+    if device.type == "cuda":
+        info["gpu"] = torch.cuda.get_device_name(device)
+    return info
+
+
+def check_alpha(alpha: float | None, what: str = "--alpha") -> float | None:
+    if alpha is not None and not (np.isfinite(alpha) and 0.0 <= alpha <= 1.0):
+        raise InputError(f"{what}: expected a value in [0, 1], found {alpha}")
+    return alpha
+
+
+def _resolve(path: str | Path | None) -> str | None:
+    return str(Path(path).resolve()) if path is not None else None
+
+
+# --------------------------------------------------------------------------- fit
+def fit_run(fixed_path: str, moving_path: str, out: str | Path, config: RunConfig, *,
+            fixed_mask_path: str | None = None, moving_mask_path: str | None = None,
+            init: str = "none", device: str = "cpu", overwrite: bool = False,
+            progress: bool = True) -> dict[str, Any]:
+    """Train one conditioned network for a pair; write the run folder. Returns metrics."""
+    run = RunFolder(out)
+    if run.model_path.exists() and not overwrite:
+        raise InputError(f"--out {run.path}: already holds a trained model; choose another "
+                         "folder or pass --overwrite")
+    fixed = read_image(fixed_path, "fixed image")
+    moving = read_image(moving_path, "moving image")
+    check_same_dimension(fixed, moving, "fixed image", "moving image")
+    fixed_mask = (read_mask(fixed_mask_path, "fixed mask", reference=fixed.grid)
+                  if fixed_mask_path else None)
+    moving_mask = (read_mask(moving_mask_path, "moving mask", reference=moving.grid)
+                   if moving_mask_path else None)
+    dev = resolve_device(device)
+    config.validate()
+
+    from cidir.alignment import initial_alignment, write_transform
+
+    start = time.perf_counter()
+    init_matrix = initial_alignment(fixed, moving, init, fixed_mask, moving_mask,
+                                    seed=config.training.seed)
+    init_seconds = time.perf_counter() - start
+    trainer = Trainer(fixed, moving, config, fixed_mask, dev, init_matrix)
+    hooks = [ProgressBar(disable=not progress)]
+    if config.training.checkpoint_every:
+        hooks.append(Checkpoint(run.path / "checkpoint.safetensors",
+                                config.training.checkpoint_every))
+    result = trainer.run(hooks)
+
+    run.path.mkdir(parents=True, exist_ok=True)
+    run.write_config(config)
+    run.save_model(result.transform, config)
+    run.write_csv(run.loss_path, result.history)
+    if init != "none":
+        write_transform(init_matrix, run.init_path)
+    run.update_inputs(fixed=_resolve(fixed_path), moving=_resolve(moving_path),
+                      fixed_mask=_resolve(fixed_mask_path),
+                      moving_mask=_resolve(moving_mask_path),
+                      init=init if init in ("none", "moments", "rigid", "affine")
+                      else _resolve(init))
+    metrics = {
+        "fit_seconds": round(result.seconds, 3),
+        "init_seconds": round(init_seconds, 3),
+        "iterations": result.iterations,
+        "final_loss": result.history[-1] if result.history else {},
+        "fixed_grid": fixed.grid.to_dict(),
+        "moving_grid": moving.grid.to_dict(),
+        "init": init,
+        "init_matrix": init_matrix.tolist(),
+        "machine": machine_info(dev),
+    }
+    run.write_json(run.metrics_path, metrics)
+    return metrics
+
+
+# ------------------------------------------------------------------------ helpers
+def _load_run_images(run: RunFolder) -> tuple[Image, Image]:
+    inputs = run.inputs()
+    if "fixed" not in inputs or "moving" not in inputs:
+        raise InputError(f"run {run.path}: inputs.json does not name the fixed and moving images")
+    return (read_image(inputs["fixed"], "fixed image (from inputs.json)"),
+            read_image(inputs["moving"], "moving image (from inputs.json)"))
+
+
+def _read_label_pair(fixed_labels_path: str, moving_labels_path: str, fixed: Image,
+                     moving: Image) -> tuple[Image, Image, list[int]]:
+    fl = read_label_map(fixed_labels_path, "fixed labels", reference=fixed.grid)
+    ml = read_label_map(moving_labels_path, "moving labels", reference=moving.grid)
+    common = check_common_labels(fl, ml, "labels")
+    return fl, ml, common
+
+
+def _read_point_pair(fixed_points: str, moving_points: str, fixed: Image,
+                     moving: Image) -> tuple[np.ndarray, np.ndarray]:
+    fp = read_points(fixed_points, fixed.grid, "fixed points")
+    mp = read_points(moving_points, moving.grid, "moving points")
+    check_pairs(fp, mp, "landmarks")
+    return fp, mp
+
+
+def _labels_option(labels: Sequence[int] | None, common: list[int]) -> list[int]:
+    if labels is None:
+        return common
+    missing = sorted(set(labels) - set(common))
+    if missing:
+        raise InputError(f"--labels: label(s) {missing} are not present in both label maps "
+                         f"(common labels: {common})")
+    return list(labels)
+
+
+# ------------------------------------------------------------------------ select
+def select_run(run_dir: str | Path, fixed_labels_path: str, moving_labels_path: str, *,
+               selection: SelectionConfig | None = None, labels: Sequence[int] | None = None,
+               fixed_points_path: str | None = None, moving_points_path: str | None = None,
+               criterion: str = "dice", device: str = "cpu") -> dict[str, Any]:
+    """Grid search over α; writes alpha_table.csv and selection.json. Returns the selection."""
+    run = RunFolder(run_dir)
+    run.require_trained()
+    if (fixed_points_path is None) != (moving_points_path is None):
+        raise InputError("--fixed-points and --moving-points go together")
+    fixed, moving = _load_run_images(run)
+    fl, ml, common = _read_label_pair(fixed_labels_path, moving_labels_path, fixed, moving)
+    chosen_labels = _labels_option(labels, common)
+    fp = mp = None
+    if fixed_points_path:
+        fp, mp = _read_point_pair(fixed_points_path, moving_points_path, fixed, moving)
+    transform = run.load_transform(resolve_device(device))
+    config = selection or run.load_config().selection
+    result = search_alpha(transform, fl, ml, config, chosen_labels, fp, mp, criterion=criterion)
+    rows = []
+    for row in result.rows:
+        entry = {"alpha": row.alpha, "dice": row.dice, "dice_se": row.dice_se,
+                 "folding_percent": row.folding_percent}
+        if row.tre_mm is not None:
+            entry["tre_mm"] = row.tre_mm
+        entry.update({f"dice_label_{k}": v for k, v in row.dice_per_label.items()})
+        rows.append(entry)
+    out = result.to_dict()
+    out["selection_config"] = {k: getattr(config, k) for k in config.__dataclass_fields__}
+    run.write_csv(run.alpha_table_path, rows)
+    run.write_json(run.selection_path, out)
+    run.update_inputs(fixed_labels=_resolve(fixed_labels_path),
+                      moving_labels=_resolve(moving_labels_path),
+                      fixed_points=_resolve(fixed_points_path),
+                      moving_points=_resolve(moving_points_path))
+    return out
+
+
+def _alpha_for(run: RunFolder, alpha: float | None) -> float:
+    check_alpha(alpha)
+    return run.selected_alpha() if alpha is None else float(alpha)
+
+
+# ------------------------------------------------------------------------- apply
+def apply_run(run_dir: str | Path, out: str | Path, *, alpha: float | None = None,
+              image: str | None = None, labels: str | None = None, points: str | None = None,
+              device: str = "cpu") -> Path:
+    """Warp a moving-space image (linear) or label map (nearest) onto the fixed grid, or map
+    fixed-space points to moving space; writes ``out``."""
+    run = RunFolder(run_dir)
+    run.require_trained()
+    if sum(x is not None for x in (image, labels, points)) != 1:
+        raise InputError("apply: give exactly one of --image, --labels, --points")
+    a = _alpha_for(run, alpha)
+    transform = run.load_transform(resolve_device(device))
+    out = Path(out)
+    if image is not None:
+        moving = read_image(image, "--image", allow_constant=True)
+        _check_ndim(moving, transform, "--image")
+        write_image(warp_image(transform, moving, a), out)
+    elif labels is not None:
+        lab = read_label_map(labels, "--labels")
+        _check_ndim(lab, transform, "--labels")
+        write_image(warp_labels(transform, lab, a), out, dtype=np.int32)
+    else:
+        pts = read_points(points, transform.grid, "--points")
+        write_points(out, transform.map_points(pts, a), grid=transform.grid)
+    return out
+
+
+def _check_ndim(image: Image, transform: ConditionedTransform, what: str) -> None:
+    if image.ndim != transform.ndim:
+        raise InputError(f"{what} {image.source}: expected a {transform.ndim}D image like the "
+                         f"run's, found {image.ndim}D")
+
+
+# ------------------------------------------------------------------------ export
+def export_run(run_dir: str | Path, *, field: str | None = None, fmt: str = "itk",
+               jacobian: str | None = None, alpha: float | None = None,
+               device: str = "cpu") -> list[Path]:
+    """Write the displacement field (and/or the Jacobian-determinant map) at α."""
+    run = RunFolder(run_dir)
+    run.require_trained()
+    if field is None and jacobian is None:
+        raise InputError("export: give --field and/or --jacobian")
+    if field is not None:
+        check_export_path(field, fmt)
+    a = _alpha_for(run, alpha)
+    transform = run.load_transform(resolve_device(device))
+    written = []
+    if field is not None:
+        written += write_displacement_field(displacement_field(transform, a), transform.grid,
+                                            field, fmt)
+    if jacobian is not None:
+        det = jacobian_determinant_map(transform, a)
+        write_image(Image(det, transform.grid, "jacobian"), jacobian)
+        written.append(Path(jacobian))
+    return written
+
+
+# ---------------------------------------------------------------------- evaluate
+def evaluate_transform(transform: ConditionedTransform, alpha: float, *,
+                       fixed_points: np.ndarray | None = None,
+                       moving_points: np.ndarray | None = None, moving_grid=None,
+                       fixed_labels: Image | None = None, moving_labels: Image | None = None,
+                       labels: Sequence[int] | None = None,
+                       mask: np.ndarray | None = None) -> dict[str, Any]:
+    """TRE (continuous and snapped to the moving grid), Dice per label, folding and std of
+    log det J (inside ``mask``, else the whole fixed grid) at one α."""
+    out: dict[str, Any] = {"alpha": alpha}
+    if fixed_points is not None:
+        before = tre_summary(fixed_points, moving_points, moving_grid)
+        after = tre_summary(transform.map_points(fixed_points, alpha), moving_points, moving_grid)
+        out["tre_before"] = before
+        out["tre_after"] = after
+    if fixed_labels is not None:
+        labels = list(labels) if labels is not None else foreground_labels(
+            fixed_labels.array, moving_labels.array)
+        warped = warp_labels(transform, moving_labels, alpha)
+        per_label = dice_per_label(fixed_labels.array, warped.array, labels)
+        out["dice"] = mean_dice(per_label)
+        out["dice_per_label"] = {str(k): v for k, v in per_label.items()}
+        if moving_labels.grid.same_as(fixed_labels.grid):
+            before = dice_per_label(fixed_labels.array, moving_labels.array, labels)
+            out["dice_before"] = mean_dice(before)
+    det = jacobian_determinant_map(transform, alpha)
+    out["folding_percent"] = folding_percent(det, mask)
+    out["std_log_jacobian"] = std_log_jacobian(det, mask)
+    out["jacobian_region"] = "mask" if mask is not None else "fixed grid"
+    return out
+
+
+def evaluate_run(run_dir: str | Path, *, alpha: float | None = None,
+                 fixed_points: str | None = None, moving_points: str | None = None,
+                 fixed_labels: str | None = None, moving_labels: str | None = None,
+                 labels: Sequence[int] | None = None, mask: str | None = None,
+                 out: str | None = None, device: str = "cpu") -> dict[str, Any]:
+    """Evaluate at α and write ``out`` (default RUN/evaluation.json)."""
+    run = RunFolder(run_dir)
+    run.require_trained()
+    if (fixed_points is None) != (moving_points is None):
+        raise InputError("--fixed-points and --moving-points go together")
+    if (fixed_labels is None) != (moving_labels is None):
+        raise InputError("--fixed-labels and --moving-labels go together")
+    a = _alpha_for(run, alpha)
+    fixed, moving = _load_run_images(run)
+    fp = mp = fl = ml = None
+    if fixed_points:
+        fp, mp = _read_point_pair(fixed_points, moving_points, fixed, moving)
+    chosen = None
+    if fixed_labels:
+        fl, ml, common = _read_label_pair(fixed_labels, moving_labels, fixed, moving)
+        chosen = _labels_option(labels, common)
+    mask_path = mask or run.inputs().get("fixed_mask")
+    m = read_mask(mask_path, "mask", reference=fixed.grid).array if mask_path else None
+    transform = run.load_transform(resolve_device(device))
+    result = evaluate_transform(transform, a, fixed_points=fp, moving_points=mp,
+                                moving_grid=moving.grid, fixed_labels=fl, moving_labels=ml,
+                                labels=chosen, mask=m)
+    run.write_json(Path(out) if out else run.evaluation_path, result)
+    return result
+
+
+# ------------------------------------------------------------------------ report
+def report_run(run_dir: str | Path, *, alpha: float | None = None,
+               device: str = "cpu") -> Path:
+    """Write RUN/report.html with its figures, at α (default: the selected α, else 0.5)."""
+    from cidir.reporting import write_report
+
+    run = RunFolder(run_dir)
+    run.require_trained()
+    check_alpha(alpha)
+    selection = run.selection()
+    if alpha is None:
+        alpha = float(selection["alpha"]) if selection else 0.5
+    fixed, moving = _load_run_images(run)
+    inputs = run.inputs()
+    fl = ml = None
+    if inputs.get("fixed_labels") and inputs.get("moving_labels"):
+        fl = read_label_map(inputs["fixed_labels"], "fixed labels", reference=fixed.grid)
+        ml = read_label_map(inputs["moving_labels"], "moving labels", reference=moving.grid)
+    transform = run.load_transform(resolve_device(device))
+    metrics = run.read_json(run.metrics_path) if run.metrics_path.is_file() else {}
+    if run.evaluation_path.is_file():
+        metrics = {**metrics, "evaluation": run.read_json(run.evaluation_path)}
+    metrics = {k: v for k, v in metrics.items()
+               if k not in ("fixed_grid", "moving_grid", "init_matrix")}
+    return write_report(run.path, transform=transform, fixed=fixed, moving=moving,
+                        alpha=alpha, config_toml=run.config_path.read_text(encoding="utf-8"),
+                        metrics=metrics, selection=selection, fixed_labels=fl,
+                        moving_labels=ml, loss_history=run.loss_history(),
+                        title=f"cidir run {run.path.name}")
