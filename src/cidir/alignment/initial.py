@@ -44,10 +44,13 @@ MIN_STEP = 1e-3
 # one thread: with more, ITK's sums over work units differ in the last bits from run to run
 # (measured: up to 1e-12 mm with 2 threads), and the matrix must be identical for one seed
 NUM_THREADS = 1
+# larger images are first averaged over bins of voxels (finest axes first) to at most this
+# many voxels: an initial alignment needs no sub-millimetre detail, and smoothing every
+# pyramid level of a 256×256×100 CT costs seconds
+MAX_WORKING_VOXELS = 2_000_000
 # metric masks are dilated by this much (mm): the inside of an organ mask (e.g. the lungs in
 # MRI) is nearly uniform, and its boundary, which carries the alignment, must be sampled
 MASK_DILATION_MM = 10.0
-DEBUG = None
 
 
 # ---------------------------------------------------------------------- matrices
@@ -185,6 +188,27 @@ def _float_image(image: Image) -> sitk.Image:
     return out
 
 
+def _bin_factors(size, spacing, max_voxels: int) -> list[int]:
+    """Per-axis integer bin sizes bringing ``prod(size / bins)`` to at most ``max_voxels``,
+    doubling the bin of the axis with the finest binned spacing first."""
+    bins = [1] * len(size)
+    while np.prod([max(n // b, 1) for n, b in zip(size, bins, strict=True)]) > max_voxels:
+        candidates = [j for j in range(len(size)) if size[j] // bins[j] > 1]
+        if not candidates:
+            break
+        j = min(candidates, key=lambda k: (spacing[k] * bins[k], k))
+        bins[j] *= 2
+    return bins
+
+
+def _working_image(image: Image) -> sitk.Image:
+    """The image as float32 SimpleITK image, bin-averaged to <= MAX_WORKING_VOXELS voxels
+    (the world positions of the bins are kept exactly)."""
+    out = _float_image(image)
+    bins = _bin_factors(image.grid.size, image.grid.spacing, MAX_WORKING_VOXELS)
+    return sitk.BinShrink(out, bins) if any(b > 1 for b in bins) else out
+
+
 def _mask_image(mask: Image, dilation_mm: float = 0.0) -> sitk.Image:
     """A mask (nonzero = inside) as a uint8 SimpleITK image with its grid, dilated by a
     box of half-width ``dilation_mm`` (mm, rounded to whole voxels per axis)."""
@@ -227,16 +251,16 @@ def _moments_transform(fixed: Image, moving: Image, fixed_mask: Image | None,
 
 
 # ---------------------------------------------------------------------- registration
-def _sampling_percentages(image: Image, mask: sitk.Image | None) -> list[float]:
+def _sampling_percentages(image: sitk.Image, mask: sitk.Image | None) -> list[float]:
     """Per pyramid level, the fraction of voxels sampled: SAMPLING_FRACTION, limited to
     MAX_SAMPLES samples (inside the mask when given) and raised to MIN_SAMPLES."""
-    n = float(image.grid.num_voxels)
+    n = float(np.prod(image.GetSize()))
     if mask is not None:  # the fraction of the mask's grid inside; assumed alike on the image's
         inside = np.count_nonzero(sitk.GetArrayViewFromImage(mask))
         n *= max(inside, 1) / float(np.prod(mask.GetSize()))
     out = []
     for shrink in SHRINK_FACTORS:
-        count = max(n / shrink ** image.ndim, 1.0)
+        count = max(n / shrink ** image.GetDimension(), 1.0)
         samples = min(max(SAMPLING_FRACTION * count, MIN_SAMPLES), MAX_SAMPLES)
         out.append(float(min(1.0, samples / count)))
     return out
@@ -272,10 +296,7 @@ def _register(fixed: sitk.Image, moving: sitk.Image, initial: sitk.Transform,
     threads = sitk.ProcessObject.GetGlobalDefaultNumberOfThreads()
     sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(NUM_THREADS)  # the metric's threader
     try:
-        out = reg.Execute(fixed, moving)
-        if DEBUG is not None:
-            DEBUG.append((reg.GetOptimizerIteration(), reg.GetOptimizerStopConditionDescription()))
-        return out
+        return reg.Execute(fixed, moving)
     except RuntimeError as exc:
         reason = " ".join(str(exc).split())[-200:]
         raise InputError(
@@ -301,10 +322,10 @@ def _affine_from(transform: sitk.Transform, center, ndim: int) -> sitk.AffineTra
 def _registration(fixed: Image, moving: Image, method: str, fixed_mask: Image | None,
                   moving_mask: Image | None, seed: int) -> sitk.Transform:
     """The optimized rigid or affine SimpleITK transform (fixed → moving, mm)."""
-    f, m = _float_image(fixed), _float_image(moving)
+    f, m = _working_image(fixed), _working_image(moving)
     fm = _mask_image(fixed_mask, MASK_DILATION_MM) if fixed_mask is not None else None
     mm = _mask_image(moving_mask, MASK_DILATION_MM) if moving_mask is not None else None
-    percentages = _sampling_percentages(fixed, fm)
+    percentages = _sampling_percentages(f, fm)
     start = _moments_transform(fixed, moving, fixed_mask, moving_mask)
     transform = _register(f, m, start, percentages, fm, mm, seed)
     if method == "affine":
@@ -343,9 +364,11 @@ def initial_alignment(fixed: Image, moving: Image, method: str,
             the path of an ITK transform file with a linear fixed → moving transform.
         fixed_mask, moving_mask: optional masks (nonzero = inside), on any grid. ``moments``
             then aligns the mask centroids; ``rigid``/``affine`` evaluate the metric only
-            inside them.
+            inside them, dilated by ``MASK_DILATION_MM`` (10 mm) so that the organ's
+            boundary is sampled.
         seed: seed of the metric's random sampling; the same inputs and seed give the
-            identical matrix.
+            identical matrix (the registration runs on one thread; SimpleITK's global
+            default thread count is set for the call and restored).
 
     Raises:
         InputError: unknown method that is no existing file, unreadable or non-linear
