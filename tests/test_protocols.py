@@ -1,0 +1,93 @@
+"""The end-to-end protocols: ``cidir dirlab`` on a DIR-LAB-layout download, and ``cidir demo``,
+with tiny training settings (the quality of the defaults is measured in docs/demo.md)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from cidir.cli.main import main
+from cidir.data import dirlab
+from cidir.data.phantom import make_phantom
+from cidir.io.landmarks import write_points
+
+TINY = ["--model-width", "32", "--training-iterations", "20", "--training-batch-size", "500",
+        "--selection-num-alphas", "3", "--quiet"]
+
+
+@pytest.fixture(scope="module")
+def phantom():
+    return make_phantom("small", seed=3)
+
+
+def test_dirlab_protocol_on_a_download_layout(phantom, tmp_path, monkeypatch):
+    """A phantom written as DIR-LAB case 1 (headerless int16 + 1-based landmark files, under
+    name variants in subfolders) runs through the whole protocol: threshold lung masks,
+    fit, selection by lung Dice, TRE continuous and snapped."""
+    grid = phantom.grid
+    monkeypatch.setitem(dirlab.CASES, 1, (grid.size, grid.spacing))
+    case_grid = dirlab.case_grid(1)
+    root = tmp_path / "download"
+    dirlab.write_dirlab_image(phantom.inhale.array, root / "Case1Pack" / "Images" /
+                              "case1_T00_s.img")
+    dirlab.write_dirlab_image(phantom.exhale.array, root / "Case1Pack" / "Images" /
+                              "case1_T50_s.img")
+    for phase, pts in (("T00", phantom.inhale_points), ("T50", phantom.exhale_points)):
+        voxel = np.round(grid.world_to_voxel(pts))  # DIR-LAB landmarks are whole voxels
+        write_points(root / "Case1Pack" / "ExtremePhases" / f"Case1_300_{phase}_xyz.txt",
+                     case_grid.voxel_to_world(voxel), grid=case_grid, format="dirlab")
+    out = tmp_path / "run"
+    assert main(["dirlab", "--root", str(root), "--case", "1", "--out", str(out), *TINY]) == 0
+    summary = json.loads((out / "dirlab.json").read_text())
+    snapped_in = np.round(grid.world_to_voxel(phantom.inhale_points))
+    snapped_ex = np.round(grid.world_to_voxel(phantom.exhale_points))
+    expected_before = np.linalg.norm((snapped_in - snapped_ex) * grid.spacing, axis=1).mean()
+    assert summary["tre_before_mm"] == pytest.approx(expected_before, abs=1e-6)
+    assert summary["selection"] == "lung-mask Dice"
+    assert 0.0 <= summary["alpha"] <= 1.0
+    assert {"tre_after_mm", "tre_after_snapped_mm", "tre_after_per_axis_mm",
+            "folding_percent"} <= set(summary)
+    for name in ("T00.nii.gz", "T50.nii.gz", "T00_lungs.nii.gz", "T50_lungs.nii.gz"):
+        assert (out / "inputs" / name).is_file()
+    table = (out / "alpha_table.csv").read_text().splitlines()
+    assert "tre_mm" in table[0] and len(table) == 4
+
+
+def test_dirlab_missing_case_files(tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    code = main(["dirlab", "--root", str(tmp_path / "empty"), "--case", "2", "--out",
+                 str(tmp_path / "run"), *TINY])
+    assert code == 2
+    assert "case2" in capsys.readouterr().err.lower()
+    assert not (tmp_path / "run").exists()
+
+
+def test_demo_writes_summary(tmp_path, capsys):
+    """``cidir demo`` writes metrics.json with the documented keys and a report."""
+    out = tmp_path / "demo"
+    assert main(["demo", "--out", str(out), *TINY]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    for key in ("tre_before_mm", "tre_after_mm", "alpha", "dice", "folding_percent",
+                "fit_seconds", "select_seconds"):
+        assert key in metrics
+    assert metrics["tre_before_mm"] > 5.0  # the phantom's breathing motion
+    assert (out / "run" / "report.html").is_file()
+    assert "TRE" in capsys.readouterr().out
+
+
+def test_threshold_lung_mask_matches_phantom_lungs(phantom):
+    """The documented threshold mask finds both phantom lungs (Dice > 0.9 each)."""
+    from cidir.data.lung_mask import threshold_lung_mask
+    from cidir.evaluation import dice_per_label
+
+    mask = threshold_lung_mask(phantom.inhale)
+    truth = phantom.inhale_labels.array
+    assert set(np.unique(mask.array)) == {0, 1, 2}
+    # label 1 is the lung with the smaller x index (patient right in LPS), as is the phantom's 2
+    lungs = np.where(np.isin(truth, (1, 2, 5)) & (phantom.inhale_lung_mask.array > 0),
+                     truth, 0)
+    lungs = np.where(lungs == 5, 0, lungs)
+    dice = dice_per_label(np.where(lungs == 2, 1, np.where(lungs == 1, 2, 0)), mask.array, [1, 2])
+    assert min(dice.values()) > 0.9, dice
