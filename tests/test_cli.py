@@ -126,7 +126,7 @@ def test_console_script_full_sequence(files, tmp_path):
     assert np.mean(np.abs(oracle - ours) < 1e-3 * scale) > 0.97
 
 
-def test_help_is_complete():
+def test_help_is_complete(capsys):
     """Every command has --help naming its main options."""
     for command, option in [("fit", "--fixed-mask"), ("select", "--fixed-labels"),
                             ("apply", "--points"), ("export", "--format"),
@@ -135,6 +135,7 @@ def test_help_is_complete():
         with pytest.raises(SystemExit) as exit_info:
             main([command, "--help"])
         assert exit_info.value.code == 0
+        assert option in capsys.readouterr().out
     r = _cli("fit", "--help")
     assert "--training-iterations" in r.stdout and "--regularizer" in r.stdout
 
