@@ -23,3 +23,15 @@ def shared_data() -> Path:
     if not root.is_dir():
         pytest.skip(f"real data folder {root} is absent (set CIDIR_SHARED_DATA)")
     return root
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Tiny tensors: one intra-op thread avoids oversubscription on shared cores (modules opt
+    in with ``pytestmark = pytest.mark.usefixtures("one_torch_thread")``)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -19,14 +19,7 @@ from cidir.geometry import Grid, Image
 from cidir.io.images import write_vector_image
 from cidir.models import DeformationModel
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors: one intra-op thread avoids oversubscription on shared cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 ALPHA = 0.4

@@ -12,14 +12,7 @@ from cidir.losses import Objective
 from cidir.losses.similarity import mse, negative_ncc
 from cidir.losses.weights import regularizer_weight
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors: one intra-op thread avoids oversubscription on shared cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 DTYPE = torch.float64

@@ -18,14 +18,7 @@ from cidir.io import model_store
 from cidir.io.model_store import load_model, read_metadata, save_model
 from cidir.models import DeformationModel
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors: one intra-op thread avoids oversubscription on shared cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _config(kind: str = "cidir") -> RunConfig:

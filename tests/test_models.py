@@ -11,14 +11,7 @@ from cidir.fields import ConditionedTransform
 from cidir.geometry import Grid
 from cidir.models import DeformationModel, Harmonizer, JetMLP, pair_indices
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors: one intra-op thread avoids oversubscription on shared cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _config(kind: str = "cidir", **kwargs) -> ModelConfig:

@@ -9,14 +9,7 @@ import torch
 from cidir.losses import regularizers as R
 from cidir.models.jet_mlp import pair_indices
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors: one intra-op thread avoids oversubscription on shared cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 DTYPE = torch.float64

@@ -10,14 +10,7 @@ import torch
 from cidir.fields import ImageSampler, LabelSampler
 from cidir.geometry import Grid, Image
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors: one intra-op thread avoids oversubscription on shared cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _rotation(d: int) -> np.ndarray:
