@@ -94,7 +94,7 @@ def test_alpha_chosen_by_dice_is_near_best(fitted_3d):
     assert len(selection.rows) == 21
     assert errors[selection.alpha] <= 1.10 * min(errors.values())
     dices = [row.dice for row in selection.rows]
-    assert selection.chosen.dice >= max(dices) - selection.chosen.dice_se - 1e-12
+    assert selection.chosen.dice >= max(dices) - selection.chosen.dice_gap_se - 1e-12
 
 
 def test_same_seed_same_result():

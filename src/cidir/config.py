@@ -175,7 +175,7 @@ class SelectionConfig:
     sample_points: int = 30000  # voxels of the labels' region where Dice is estimated
     folding_points: int = 5000  # of those, where det J is evaluated (folding %)
     region_margin_mm: float = 10.0  # margin around the labels where points are drawn
-    tie_tolerance: float = 0.0  # Dice within this of the best counts as a tie (0: std. error)
+    tie_tolerance: float = 0.0  # Dice within this of the best is a tie (0: the gap std. error)
     seed: int = 0
 
     def validate(self) -> None:

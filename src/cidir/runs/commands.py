@@ -182,6 +182,7 @@ def select_run(run_dir: str | Path, fixed_labels_path: str, moving_labels_path: 
     rows = []
     for row in result.rows:
         entry = {"alpha": row.alpha, "dice": row.dice, "dice_se": row.dice_se,
+                 "dice_gap_se": row.dice_gap_se,
                  "folding_percent": row.folding_percent}
         if row.tre_mm is not None:
             entry["tre_mm"] = row.tre_mm

@@ -10,13 +10,16 @@ measured far more precisely than the absolute Dice. When the region has no more 
 Folding (% det ∇φ ≤ 0) is measured on a random subset of ``folding_points`` of those voxels
 (it needs derivatives: about 4× the cost of a plain evaluation).
 
-Error bound: Dice per label is a ratio estimator D = 2·Σa / Σb (a = 1[F∧W], b = 1[F] + 1[W]
-over sampled voxels); its standard error is sqrt(Var(2a − D·b) / n) / mean(b) (delta method,
-finite-population corrected). The mean-Dice standard error combines labels as independent.
+Error bound: Dice per label is a ratio estimator D = Σa / Σb (a = 2·1[F∧W], b = 1[F] + 1[W]
+over sampled voxels); by the delta method each voxel has an influence (a − D·b) / mean(b) on
+it, and the mean Dice the average of those over labels. ``dice_se`` = sqrt(Var(influence) / n)
+(finite-population corrected) is the standard error of the mean Dice; ``dice_gap_se``, the
+same for the difference of influences, is the standard error of the Dice *difference*
+between an α and the best one — much smaller, because the same voxels serve every α.
 
 Choice: the α with the best mean Dice; α whose Dice is within the tie tolerance of the best
-(``tie_tolerance``, or the best's standard error when that is 0) count as ties, and ties go
-to the smoother (largest) α. With ``criterion="tre"`` the lowest mean TRE wins instead.
+(``tie_tolerance``, or ``dice_gap_se`` when that is 0) count as ties, and ties go to the
+smoother (largest) α. With ``criterion="tre"`` the lowest mean TRE wins instead.
 """
 
 from __future__ import annotations
@@ -45,6 +48,7 @@ class AlphaRow:
     dice: float
     dice_se: float
     folding_percent: float
+    dice_gap_se: float = 0.0  # standard error of (best Dice − this Dice), same voxels
     dice_per_label: dict[int, float] = field(default_factory=dict)
     tre_mm: float | None = None
 
@@ -93,10 +97,18 @@ def sample_region(fixed_labels: Image, labels: Sequence[int], margin_mm: float, 
     return flat, int(foreground.sum())
 
 
-def _dice_with_error(fixed: np.ndarray, warped: np.ndarray, labels: Sequence[int],
-                     fpc: float) -> tuple[dict[int, float], dict[int, float]]:
-    dice, se = {}, {}
-    n = len(fixed)
+def _dice_with_influence(fixed: np.ndarray, warped: np.ndarray, labels: Sequence[int]
+                         ) -> tuple[dict[int, float], np.ndarray]:
+    """Dice per label and, per sampled voxel, its influence on the mean Dice.
+
+    For label l, D = Σa / Σb with a = 2·1[F∧W], b = 1[F] + 1[W]; the estimator's linearization
+    gives the influence (a − D·b) / mean(b) of each voxel. The mean-Dice influence is their
+    average over the defined labels: its variance / n is the variance of the mean Dice, and
+    the variance of a difference of two influences that of a Dice *difference* between two α
+    (the same voxels serve every α)."""
+    dice: dict[int, float] = {}
+    influence = np.zeros(len(fixed))
+    defined = 0
     for label in labels:
         f = fixed == label
         w = warped == label
@@ -104,13 +116,18 @@ def _dice_with_error(fixed: np.ndarray, warped: np.ndarray, labels: Sequence[int
         b = f.astype(float) + w
         mean_b = b.mean()
         if mean_b == 0:
-            dice[label], se[label] = float("nan"), 0.0
+            dice[label] = float("nan")
             continue
         d = a.mean() / mean_b
-        resid = a - d * b
         dice[label] = float(d)
-        se[label] = float(np.sqrt(fpc * resid.var(ddof=1) / n) / mean_b) if n > 1 else 0.0
-    return dice, se
+        influence += (a - d * b) / mean_b
+        defined += 1
+    return dice, influence / max(defined, 1)
+
+
+def _standard_error(influence: np.ndarray, fpc: float) -> float:
+    n = len(influence)
+    return float(np.sqrt(fpc * influence.var(ddof=1) / n)) if n > 1 else 0.0
 
 
 def search_alpha(transform: ConditionedTransform, fixed_labels: Image, moving_labels: Image,
@@ -150,6 +167,7 @@ def search_alpha(transform: ConditionedTransform, fixed_labels: Image, moving_la
     d = transform.ndim
     affine_det = float(np.linalg.det(transform.init_matrix[:d, :d]))
 
+    influences: list[np.ndarray] = []
     n_fold = min(config.folding_points, len(flat))
     fold_idx = torch.as_tensor(np.random.default_rng(config.seed + 1).permutation(len(flat))
                                [:n_fold], device=device)
@@ -160,12 +178,13 @@ def search_alpha(transform: ConditionedTransform, fixed_labels: Image, moving_la
             warped = sampler(transform.map_world(world, at)).cpu().numpy()
             jet = transform.displacement(world[fold_idx], at, order=1)
             det = affine_det * jacobian_determinant(jet.jacobian).cpu().numpy()
-            per_label, se = _dice_with_error(fixed_values, warped, labels, fpc)
+            per_label, influence = _dice_with_influence(fixed_values, warped, labels)
+            influences.append(influence)
             finite = [v for v in per_label.values() if np.isfinite(v)]
             row = AlphaRow(
                 alpha=a,
                 dice=float(np.mean(finite)) if finite else float("nan"),
-                dice_se=float(np.sqrt(sum(s**2 for s in se.values())) / max(len(finite), 1)),
+                dice_se=_standard_error(influence, fpc),
                 folding_percent=float(100.0 * np.mean(det <= 0)),
                 dice_per_label=per_label,
             )
@@ -173,16 +192,22 @@ def search_alpha(transform: ConditionedTransform, fixed_labels: Image, moving_la
                 mapped = transform.map_points(fixed_points, a)
                 row.tre_mm = float(np.linalg.norm(mapped - moving_points, axis=1).mean())
             rows.append(row)
-    index = _choose(rows, criterion, config.tie_tolerance)
+    index = _choose(rows, criterion, config.tie_tolerance, influences, fpc)
     return SelectionResult(rows, rows[index].alpha, index, criterion, labels, len(flat), region,
                            exact, time.perf_counter() - start)
 
 
-def _choose(rows: list[AlphaRow], criterion: str, tie_tolerance: float) -> int:
+def _choose(rows: list[AlphaRow], criterion: str, tie_tolerance: float,
+            influences: list[np.ndarray], fpc: float) -> int:
     if criterion == "tre":
         return int(np.argmin([r.tre_mm for r in rows]))
     scores = np.array([r.dice for r in rows])
     best = int(np.nanargmax(scores))
-    tolerance = tie_tolerance if tie_tolerance > 0 else rows[best].dice_se
-    ties = [i for i, s in enumerate(scores) if np.isfinite(s) and s >= scores[best] - tolerance]
+    ties = []
+    for i, row in enumerate(rows):
+        gap_se = _standard_error(influences[i] - influences[best], fpc)
+        row.dice_gap_se = gap_se
+        tolerance = tie_tolerance if tie_tolerance > 0 else gap_se
+        if np.isfinite(scores[i]) and scores[i] >= scores[best] - tolerance:
+            ties.append(i)
     return max(ties, key=lambda i: rows[i].alpha)
