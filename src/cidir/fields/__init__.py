@@ -3,6 +3,7 @@
 from cidir.fields.dense import (
     displacement_field,
     jacobian_determinant_map,
+    resample_with_field,
     warp_image,
     warp_labels,
 )
@@ -15,6 +16,7 @@ __all__ = [
     "LabelSampler",
     "displacement_field",
     "jacobian_determinant_map",
+    "resample_with_field",
     "warp_image",
     "warp_labels",
 ]

@@ -13,8 +13,7 @@ from cidir.fields import (
     ConditionedTransform,
     displacement_field,
     jacobian_determinant_map,
-    warp_image,
-    warp_labels,
+    resample_with_field,
 )
 from cidir.geometry import Image
 from cidir.io.atomic import write_bytes, write_text
@@ -92,7 +91,8 @@ def write_report(run_dir: str | Path, *, transform: ConditionedTransform, fixed:
                         f"sampled estimate ({selection['sample_points']} voxels). The same "
                         "voxels serve every α, so differences between α are measured more "
                         "precisely (the α table's 'gap se')."))
-    warped = warp_image(transform, moving, alpha).array
+    field = displacement_field(transform, alpha)  # evaluated once, shared by every warp
+    warped = resample_with_field(moving, field, grid, device=transform.device).array
     window = F.intensity_window(fixed.array)
     panels = {"fixed": fixed.array, "warped moving": warped}
     if moving.grid.same_as(grid):
@@ -116,14 +116,14 @@ def write_report(run_dir: str | Path, *, transform: ConditionedTransform, fixed:
     figures.append(("jacobian.png", F.jacobian_panel(grid, det),
                     "Jacobian determinant of φ (log2; blue: compression, red: expansion); "
                     "voxels with det J ≤ 0 (folding) in black."))
-    field = displacement_field(transform, alpha)
     to_voxel = np.linalg.inv(grid.direction_matrix @ np.diag(grid.spacing))
     field_voxels = field @ to_voxel.T
     figures.append(("deformed_grid.png", F.deformed_grid(grid, fixed.array, field_voxels, window),
                     "Grid lines of the fixed image displaced by the in-plane displacement "
                     "(mm) of φ."))
     if fixed_labels is not None and moving_labels is not None:
-        warped_labels = warp_labels(transform, moving_labels, alpha).array
+        warped_labels = resample_with_field(moving_labels, field, grid, labels=True,
+                                            device=transform.device).array
         figures.append(("labels.png", F.label_overlay(grid, fixed.array, fixed_labels.array,
                                                       warped_labels, window),
                         "Fixed labels (green) and moving labels warped at the chosen α (red)."))
