@@ -334,3 +334,17 @@ def test_mindboggle_float_labels(shared_data):
         reference=image.grid)
     assert image.ndim == 2 and labels.array.dtype == np.int32
     assert 30 < len(np.unique(labels.array)) < 80
+
+
+def test_atomic_outputs_have_ordinary_permissions(tmp_path):
+    """Atomic writes do not leave mkstemp's owner-only mode on the output."""
+    import os
+    import stat
+
+    from cidir.io.atomic import write_text
+
+    path = tmp_path / "out.txt"
+    write_text(path, "x")
+    mask = os.umask(0)
+    os.umask(mask)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~mask
