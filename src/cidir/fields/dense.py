@@ -27,13 +27,18 @@ Alpha = float | Sequence[float]
 
 def _chunks(grid: Grid, chunk_size: int, device: torch.device,
             flat: np.ndarray | None = None) -> Iterator[tuple[slice, torch.Tensor]]:
-    """(slice into the output, world points (n, D) float32 on device) chunk by chunk."""
+    """(slice into the output, world points (n, D) float32 on device) chunk by chunk.
+
+    Voxel indices and world positions are computed on the device (float64, then float32),
+    so that the CPU does not become the bottleneck of a GPU evaluation."""
     total = grid.num_voxels if flat is None else len(flat)
+    flat_all = None if flat is None else torch.as_tensor(flat, device=device)
     for start in range(0, total, chunk_size):
         stop = min(start + chunk_size, total)
-        idx = np.arange(start, stop) if flat is None else flat[start:stop]
-        world = grid.world_points(idx)
-        yield slice(start, stop), torch.as_tensor(world, dtype=torch.float32, device=device)
+        idx = (torch.arange(start, stop, device=device) if flat_all is None
+               else flat_all[start:stop])
+        world = grid.voxel_to_world(grid.voxel_indices(idx).to(torch.float64))
+        yield slice(start, stop), world.to(torch.float32)
 
 
 def _evaluate(grid: Grid, transform: ConditionedTransform, chunk_size: int, width: int,
