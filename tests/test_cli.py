@@ -348,3 +348,25 @@ def test_written_image_keeps_geometry(files, run, tmp_path):
     assert np.allclose(a.GetOrigin(), b.GetOrigin())
     assert np.allclose(a.GetDirection(), b.GetDirection())
     assert Image.from_sitk(a).array.dtype == np.float32
+
+
+def test_config_file_and_overrides(files, tmp_path):
+    """Defaults < --config file < --set < typed options; the resolved config is written back."""
+    config = tmp_path / "my.toml"
+    config.write_text("[model]\nwidth = 16\n[training]\niterations = 7\nbatch_size = 300\n"
+                      "learning_rate = 2e-4\n[[objective.regularizers]]\nname = \"jacobian\"\n"
+                      "lambda_min = 0.1\nlambda_max = 5.0\n")
+    out = tmp_path / "run"
+    assert main(["fit", str(files["fixed"]), str(files["moving"]), "--out", str(out),
+                 "--config", str(config), "--set", "training.learning_rate=3e-4",
+                 "--training-iterations", "5", "--seed", "4", "--quiet"]) == 0
+    from cidir.config import RunConfig
+
+    resolved = RunConfig.load(out / "config.toml")
+    assert resolved.model.width == 16
+    assert resolved.training.iterations == 5
+    assert resolved.training.learning_rate == 3e-4
+    assert resolved.training.seed == 4
+    assert resolved.objective.regularizers[0].name == "jacobian"
+    assert resolved.selection == RunConfig().selection  # untouched sections keep defaults
+    assert json.loads((out / "metrics.json").read_text())["iterations"] == 5
