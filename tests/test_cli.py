@@ -86,9 +86,9 @@ def test_console_script_full_sequence(files, tmp_path):
              "--fixed-points", str(files["fixed_points"]),
              "--moving-points", str(files["moving_points"]))
     assert r.returncode == 0, r.stderr
-    selection = json.loads((out / "selection.json").read_text())
+    selection = json.loads((out / "selection.json").read_text(encoding="utf-8"))
     assert {"alpha", "dice", "folding_percent", "tre_mm"} <= set(selection)
-    assert len((out / "alpha_table.csv").read_text().strip().splitlines()) == 6
+    assert len((out / "alpha_table.csv").read_text(encoding="utf-8").strip().splitlines()) == 6
     warped = tmp_path / "warped.nii.gz"
     assert _cli("apply", str(out), "--image", str(files["moving"]), "--out",
                 str(warped)).returncode == 0
@@ -109,7 +109,7 @@ def test_console_script_full_sequence(files, tmp_path):
              "--fixed-labels", str(files["fixed_labels"]),
              "--moving-labels", str(files["moving_labels"]))
     assert r.returncode == 0, r.stderr
-    evaluation = json.loads((out / "evaluation.json").read_text())
+    evaluation = json.loads((out / "evaluation.json").read_text(encoding="utf-8"))
     assert {"tre_before", "tre_after", "dice", "folding_percent"} <= set(evaluation)
     r = _cli("report", str(out))
     assert r.returncode == 0, r.stderr
@@ -268,7 +268,7 @@ def test_malformed_landmarks(capsys, files, run, tmp_path):
 
 def test_landmark_count_mismatch(capsys, files, run, tmp_path):
     fewer = tmp_path / "fewer.csv"
-    lines = files["fixed_points"].read_text().splitlines()
+    lines = files["fixed_points"].read_text(encoding="utf-8").splitlines()
     fewer.write_text("\n".join(lines[:-2]) + "\n")
     out = tmp_path / "eval.json"
     _expect_error(capsys, ["evaluate", str(run), "--fixed-points", str(fewer), "--moving-points",
@@ -315,7 +315,7 @@ def test_tampered_model(capsys, files, run, tmp_path):
 def test_model_from_another_config(capsys, files, run, tmp_path):
     copy = _copy_run(run, tmp_path)
     config = copy / "config.toml"
-    config.write_text(config.read_text().replace("width = 32", "width = 64"))
+    config.write_text(config.read_text(encoding="utf-8").replace("width = 32", "width = 64"))
     out = tmp_path / "w.nii.gz"
     _expect_error(capsys, ["apply", str(copy), "--image", str(files["moving"]), "--out",
                            str(out)], "different config")
@@ -369,4 +369,4 @@ def test_config_file_and_overrides(files, tmp_path):
     assert resolved.training.seed == 4
     assert resolved.objective.regularizers[0].name == "jacobian"
     assert resolved.selection == RunConfig().selection  # untouched sections keep defaults
-    assert json.loads((out / "metrics.json").read_text())["iterations"] == 5
+    assert json.loads((out / "metrics.json").read_text(encoding="utf-8"))["iterations"] == 5

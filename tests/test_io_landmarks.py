@@ -59,7 +59,7 @@ def test_dirlab_integral_points_written_as_integers(tmp_path):
     grid = rotated_grid()
     points = world_points(grid, integral=True)
     write_points(tmp_path / "a_xyz.txt", points, grid=grid)
-    first = (tmp_path / "a_xyz.txt").read_text().splitlines()[0].split("\t")
+    first = (tmp_path / "a_xyz.txt").read_text(encoding="utf-8").splitlines()[0].split("\t")
     assert all(t.isdigit() for t in first)
     np.testing.assert_allclose(read_points(tmp_path / "a_xyz.txt", grid), points, atol=1e-9)
 
@@ -69,8 +69,8 @@ def test_elastix_files_state_their_frame(tmp_path):
     points = world_points(grid, n=3)
     write_points(tmp_path / "w.txt", points)
     write_points(tmp_path / "i.txt", points, grid=grid, format="elastix-index")
-    w = (tmp_path / "w.txt").read_text().splitlines()
-    i = (tmp_path / "i.txt").read_text().splitlines()
+    w = (tmp_path / "w.txt").read_text(encoding="utf-8").splitlines()
+    i = (tmp_path / "i.txt").read_text(encoding="utf-8").splitlines()
     assert w[:2] == ["point", "3"] and i[:2] == ["index", "3"]
     np.testing.assert_allclose([float(v) for v in i[2].split()], grid.world_to_voxel(points)[0])
     with pytest.raises(InputError, match="0-based voxel indices, which need the image grid"):
@@ -133,8 +133,8 @@ def test_written_slicer_files_say_lps(tmp_path):
     points = world_points(rotated_grid(), n=2)
     write_points(tmp_path / "p.fcsv", points)
     write_points(tmp_path / "p.mrk.json", points)
-    assert "# CoordinateSystem = LPS" in (tmp_path / "p.fcsv").read_text()
-    markup = json.loads((tmp_path / "p.mrk.json").read_text())["markups"][0]
+    assert "# CoordinateSystem = LPS" in (tmp_path / "p.fcsv").read_text(encoding="utf-8")
+    markup = json.loads((tmp_path / "p.mrk.json").read_text(encoding="utf-8"))["markups"][0]
     assert markup["coordinateSystem"] == "LPS"
     np.testing.assert_allclose(markup["controlPoints"][1]["position"], points[1])
 

@@ -169,7 +169,7 @@ def test_write_phantom(phantom, tmp_path):
     p = phantom.inhale_points[0]
     np.testing.assert_allclose(tx.TransformPoint(tuple(p)), phantom.exhale_points[0], atol=1.0)
     for key in ("inhale_points", "exhale_points"):
-        lines = paths[key].read_text().splitlines()
+        lines = paths[key].read_text(encoding="utf-8").splitlines()
         assert lines[0] == "x,y,z"
         pts = np.array([[float(v) for v in line.split(",")] for line in lines[1:]])
         np.testing.assert_array_equal(pts, getattr(phantom, key))

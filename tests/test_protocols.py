@@ -40,7 +40,7 @@ def test_dirlab_protocol_on_a_download_layout(phantom, tmp_path, monkeypatch):
                      case_grid.voxel_to_world(voxel), grid=case_grid, format="dirlab")
     out = tmp_path / "run"
     assert main(["dirlab", "--root", str(root), "--case", "1", "--out", str(out), *TINY]) == 0
-    summary = json.loads((out / "dirlab.json").read_text())
+    summary = json.loads((out / "dirlab.json").read_text(encoding="utf-8"))
     snapped_in = np.round(grid.world_to_voxel(phantom.inhale_points))
     snapped_ex = np.round(grid.world_to_voxel(phantom.exhale_points))
     expected_before = np.linalg.norm((snapped_in - snapped_ex) * grid.spacing, axis=1).mean()
@@ -51,7 +51,7 @@ def test_dirlab_protocol_on_a_download_layout(phantom, tmp_path, monkeypatch):
             "folding_percent"} <= set(summary)
     for name in ("T00.nii.gz", "T50.nii.gz", "T00_lungs.nii.gz", "T50_lungs.nii.gz"):
         assert (out / "inputs" / name).is_file()
-    table = (out / "alpha_table.csv").read_text().splitlines()
+    table = (out / "alpha_table.csv").read_text(encoding="utf-8").splitlines()
     assert "tre_mm" in table[0] and len(table) == 4
 
 
@@ -68,7 +68,7 @@ def test_demo_writes_summary(tmp_path, capsys):
     """``cidir demo`` writes metrics.json with the documented keys and a report."""
     out = tmp_path / "demo"
     assert main(["demo", "--out", str(out), *TINY]) == 0
-    metrics = json.loads((out / "metrics.json").read_text())
+    metrics = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
     for key in ("tre_before_mm", "tre_after_mm", "alpha", "dice", "folding_percent",
                 "fit_seconds", "select_seconds"):
         assert key in metrics

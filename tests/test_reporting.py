@@ -29,7 +29,7 @@ def test_report_figures_and_numbers(tmp_path, ndim):
                         metrics={"fit_seconds": result.seconds, "nested": {"a": 1.5}},
                         selection=selection, fixed_labels=pair.fixed_labels,
                         moving_labels=pair.moving_labels, loss_history=result.history)
-    text = path.read_text()
+    text = path.read_text(encoding="utf-8")
     images = re.findall(r"src='report/([^']+)'", text)
     assert {"alpha_curves.png", "images.png", "differences.png", "checkerboard.png",
             "jacobian.png", "deformed_grid.png", "labels.png", "loss.png"} == set(images)
@@ -47,6 +47,6 @@ def test_report_without_optional_parts(tmp_path):
     result = fit(pair.fixed, pair.moving, RunConfig().with_overrides(TINY), pair.fixed_mask)
     path = write_report(tmp_path, transform=result.transform, fixed=pair.fixed,
                         moving=pair.moving, alpha=0.5, config_toml="", metrics={})
-    images = re.findall(r"src='report/([^']+)'", path.read_text())
+    images = re.findall(r"src='report/([^']+)'", path.read_text(encoding="utf-8"))
     assert "alpha_curves.png" not in images and "labels.png" not in images
     assert "jacobian.png" in images
