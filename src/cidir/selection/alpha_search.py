@@ -80,7 +80,7 @@ class SelectionResult:
 
 def alpha_grid(num: int) -> list[float]:
     """``num`` evenly spaced α in [0, 1]."""
-    return [float(a) for a in np.linspace(0.0, 1.0, num)]
+    return [round(float(a), 10) for a in np.linspace(0.0, 1.0, num)]
 
 
 def sample_region(fixed_labels: Image, labels: Sequence[int], margin_mm: float, n: int,
