@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import statistics
+import sys
 import time
 from pathlib import Path
 
@@ -61,16 +63,26 @@ def step_loss(u, jac, hess, term: str) -> torch.Tensor:
     return loss
 
 
-def time_step(fn, model, x, alpha, order, term, repeats) -> tuple[float, float]:
-    times = []
-    for _ in range(repeats + 1):
-        model.zero_grad(set_to_none=True)
-        start = time.perf_counter()
-        u, jac, hess = fn(model, x, alpha, order)
-        loss = step_loss(u, jac, hess, term)
-        loss.backward()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times[1:]), float(loss.detach())
+def _one_step(fn, model, x, alpha, order, term) -> tuple[float, float]:
+    model.zero_grad(set_to_none=True)
+    start = time.perf_counter()
+    u, jac, hess = fn(model, x, alpha, order)
+    loss = step_loss(u, jac, hess, term)
+    loss.backward()
+    return time.perf_counter() - start, float(loss.detach())
+
+
+def time_pair(model, x, alpha, order, term, repeats) -> tuple[float, float, float, float]:
+    """Median step times of the reference and of cidir, *interleaved* (ref, jet, ref, jet,
+    ...) so that load from other processes affects both alike; plus their losses."""
+    ref_times, jet_times = [], []
+    for i in range(repeats + 1):
+        t_ref, ref_loss = _one_step(nested_autograd_derivatives, model, x, alpha, order, term)
+        t_jet, jet_loss = _one_step(jet_derivatives, model, x, alpha, order, term)
+        if i:  # the first round warms up
+            ref_times.append(t_ref)
+            jet_times.append(t_jet)
+    return (statistics.median(ref_times), statistics.median(jet_times), ref_loss, jet_loss)
 
 
 def main() -> None:
@@ -92,8 +104,10 @@ def main() -> None:
     x = torch.rand(args.points, 3, device=device) * 2 - 1
     alpha = torch.tensor([[0.3]], device=device)
 
-    results = {"machine": {"cpu_threads": torch.get_num_threads(), "torch": torch.__version__,
-                           "device": str(device), "platform": platform.platform()},
+    results = {"command": " ".join(sys.argv),
+               "machine": {"cpu_threads": torch.get_num_threads(), "torch": torch.__version__,
+                           "device": str(device), "platform": platform.platform(),
+                           "load_average_1min": os.getloadavg()[0]},
                "points": args.points, "width": args.width, "layers": args.layers, "terms": {}}
     # value check: both paths give the same derivatives
     u1, j1, h1 = (t.detach() for t in nested_autograd_derivatives(model, x[:512], alpha, 2))
@@ -110,13 +124,12 @@ def main() -> None:
         for _ in range(args.repeats):
             model(x, alpha, 0)
         forward_only = (time.perf_counter() - t0) / args.repeats
-    sim_time, _ = time_step(jet_derivatives, model, x, alpha, 0, "none", args.repeats)
+    sim_time = statistics.median(
+        _one_step(jet_derivatives, model, x, alpha, 0, "none")[0] for _ in range(args.repeats))
     results["terms"]["similarity_only"] = {"jet_s": sim_time,
                                            "forward_only_no_grad_s": forward_only}
     for term, order in (("jacobian", 1), ("bending", 2)):
-        ref, ref_loss = time_step(nested_autograd_derivatives, model, x, alpha, order, term,
-                                  args.repeats)
-        jet, jet_loss = time_step(jet_derivatives, model, x, alpha, order, term, args.repeats)
+        ref, jet, ref_loss, jet_loss = time_pair(model, x, alpha, order, term, args.repeats)
         results["terms"][term] = {"nested_autograd_s": ref, "jet_s": jet, "speedup": ref / jet,
                                   "loss_nested": ref_loss, "loss_jet": jet_loss}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)

@@ -1,212 +1,351 @@
-"""The report's figures (matplotlib, Agg canvas; the caller's pyplot state is untouched).
+"""The report's figures (matplotlib ``Figure`` + Agg canvas; pyplot and the caller's backend are
+never touched). Every function returns PNG bytes.
 
-Display convention: 3D images are shown as three central slices. Axial: x (patient left in
-LPS) to the right — the radiological view — and y (posterior) downwards, so anterior is at the
-top. Coronal and sagittal: superior at the top. Pixels are drawn with their physical aspect
-(spacing). 2D images: x to the right, y downwards.
+Display convention (3D): three slices through the grid centre, on the anatomical axes nearest
+to the voxel axes (from the direction cosines, LPS):
+
+- axial: patient left on the viewer's right (radiological view: LPS +x to the right), anterior
+  at the top (+y, posterior, downwards);
+- coronal: patient left on the right, superior (+z) at the top;
+- sagittal: anterior on the left, posterior on the right, superior at the top.
+
+Pixels are drawn with their physical size (spacing), and axis ticks give the position in mm
+from the grid's first voxel along each voxel axis; a voxel axis that runs against its
+anatomical direction is shown with a reversed axis, never by flipping data. 2D images: x to
+the right, y downwards.
+
+All slice arrays are 2D, indexed [vertical, horizontal] voxel index of their :class:`SliceView`.
 """
 
 from __future__ import annotations
 
 import io
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
 
 from cidir.geometry import Grid
 
+DPI = 90
 
+
+# ---------------------------------------------------------------------------------- views
 @dataclass(frozen=True)
 class SliceView:
-    """A 2D view of a (z, y, x) array: how to cut it, and its physical extent."""
+    """A 2D view of a grid: which voxel axis is cut where, and how the other two are shown.
+
+    Voxel axes are numbered in (x, y, z) order. ``axis`` is None in 2D.
+    """
 
     name: str
-    cut: tuple  # index expression into the (z, y, x) array
-    extent: tuple[float, float, float, float]  # left, right, bottom, top in mm (from index 0)
-    origin: str  # "upper" or "lower" for imshow
-    transpose: bool = False
+    axis: int | None
+    index: int
+    h: int  # voxel axis shown horizontally
+    v: int  # voxel axis shown vertically
+    h_size: int
+    v_size: int
+    h_spacing: float
+    v_spacing: float
+    h_reversed: bool  # voxel index increases to the left
+    v_down: bool  # voxel index increases downwards
+    h_label: str
+    v_label: str
+
+    @property
+    def extent(self) -> tuple[float, float, float, float]:
+        """imshow extent (origin 'lower'): voxel i's centre at i·spacing mm on each axis."""
+        return (-0.5 * self.h_spacing, (self.h_size - 0.5) * self.h_spacing,
+                -0.5 * self.v_spacing, (self.v_size - 0.5) * self.v_spacing)
+
+    def orient_axes(self, ax) -> None:
+        """Set limits (their order gives the display direction), labels and equal aspect."""
+        left, right, bottom, top = self.extent
+        ax.set_xlim((right, left) if self.h_reversed else (left, right))
+        ax.set_ylim((top, bottom) if self.v_down else (bottom, top))
+        ax.set_aspect("equal")
+        ax.set_xlabel(self.h_label, fontsize=8)
+        ax.set_ylabel(self.v_label, fontsize=8)
+        ax.tick_params(labelsize=7)
+
+    def cut(self, array: np.ndarray) -> np.ndarray:
+        """This view's slice of a full (z, y, x[, C]) / (y, x[, C]) array → [vertical, horizontal
+        (, C)]."""
+        if self.axis is not None:
+            array = np.take(array, self.index, axis=2 - self.axis)
+        return self._in_plane(array)
+
+    def arrange(self, plane: np.ndarray) -> np.ndarray:
+        """An array on :meth:`slice_grid` ((z, y, x[, C]) with the cut axis of size 1, or
+        (y, x[, C]) in 2D) → [vertical, horizontal(, C)]."""
+        if self.axis is not None:
+            plane = np.take(plane, 0, axis=2 - self.axis)
+        return self._in_plane(plane)
+
+    def _in_plane(self, plane: np.ndarray) -> np.ndarray:
+        # the two remaining voxel axes are in (z, y, x) order: descending voxel-axis number
+        return plane if self.v > self.h else np.swapaxes(plane, 0, 1)
+
+    def slice_grid(self, grid: Grid) -> Grid:
+        """The grid of this slice's voxels (size 1 along the cut axis), same world positions."""
+        if self.axis is None:
+            return grid
+        size = list(grid.size)
+        size[self.axis] = 1
+        corner = np.zeros(grid.ndim)
+        corner[self.axis] = self.index
+        origin = tuple(float(v) for v in grid.voxel_to_world(corner))
+        return Grid(tuple(size), grid.spacing, origin, grid.direction)
+
+
+def anatomical_axes(grid: Grid) -> tuple[np.ndarray, np.ndarray]:
+    """For each voxel axis j: the nearest world (LPS) axis and the sign of its direction.
+
+    Falls back to the identity when two voxel axes share a nearest world axis (oblique)."""
+    m = grid.direction_matrix
+    d = grid.ndim
+    world = np.argmax(np.abs(m), axis=0)
+    if sorted(world.tolist()) != list(range(d)):
+        world = np.arange(d)
+    sign = np.sign(m[world, np.arange(d)])
+    sign[sign == 0] = 1
+    return world, sign
 
 
 def slice_views(grid: Grid) -> list[SliceView]:
-    """The central axial, coronal and sagittal views (3D) or the single view (2D)."""
-    sp = grid.spacing
+    """Central axial, coronal and sagittal views (3D, see the module docstring), or the 2D view."""
+    sp, n = grid.spacing, grid.size
     if grid.ndim == 2:
-        nx, ny = grid.size
-        return [SliceView("image", (slice(None), slice(None)),
-                          (0, nx * sp[0], ny * sp[1], 0), "upper")]
-    nx, ny, nz = grid.size
-    cx, cy, cz = nx // 2, ny // 2, nz // 2
+        return [SliceView("image", None, 0, 0, 1, n[0], n[1], sp[0], sp[1], False, True,
+                          "x (mm)", "y (mm)")]
+    world, sign = anatomical_axes(grid)
+    vox = {int(w): j for j, w in enumerate(world)}  # world axis → voxel axis
+    positive = {w: sign[vox[w]] > 0 for w in range(3)}
+
+    def view(name: str, cut_w: int, h_w: int, v_w: int, h_right: bool, v_down: bool,
+             h_label: str, v_label: str) -> SliceView:
+        k, h, v = vox[cut_w], vox[h_w], vox[v_w]
+        # h_right / v_down: the world axis' positive direction goes right / down
+        return SliceView(name, k, n[k] // 2, h, v, n[h], n[v], sp[h], sp[v],
+                         h_reversed=positive[h_w] != h_right,
+                         v_down=positive[v_w] == v_down, h_label=h_label, v_label=v_label)
+
+    x_label = "x (mm), patient right → left"
+    z_label = "z (mm), superior ↑"
     return [
-        SliceView("axial", (cz, slice(None), slice(None)), (0, nx * sp[0], ny * sp[1], 0),
-                  "upper"),
-        SliceView("coronal", (slice(None), cy, slice(None)), (0, nx * sp[0], 0, nz * sp[2]),
-                  "lower"),
-        SliceView("sagittal", (slice(None), slice(None), cx), (0, ny * sp[1], 0, nz * sp[2]),
-                  "lower"),
+        view("axial", 2, 0, 1, True, True, x_label, "y (mm), posterior ↓"),
+        view("coronal", 1, 0, 2, True, False, x_label, z_label),
+        view("sagittal", 0, 1, 2, True, False, "y (mm), anterior → posterior", z_label),
     ]
 
 
+# ---------------------------------------------------------------------------------- helpers
 def _new_figure(rows: int, cols: int, width: float = 3.6, height: float = 3.4):
-    fig = Figure(figsize=(width * cols, height * rows), dpi=90)
+    """A Figure on its own Agg canvas and a rows × cols array of axes."""
+    fig = Figure(figsize=(width * cols, height * rows), dpi=DPI)
     FigureCanvasAgg(fig)
     axes = fig.subplots(rows, cols, squeeze=False)
     return fig, axes
 
 
-def to_png(fig: Figure) -> bytes:
-    buffer = io.BytesIO()
+def to_png(fig: Figure, title: str | None = None) -> bytes:
+    """Lay out, render and encode a figure."""
+    if title:
+        fig.suptitle(title, fontsize=11)
     fig.tight_layout()
-    fig.savefig(buffer, format="png")
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=DPI)
     return buffer.getvalue()
 
 
-def _show(ax, array: np.ndarray, view: SliceView, **kwargs):
-    data = array[view.cut]
-    im = ax.imshow(data, extent=view.extent, origin=view.origin, interpolation="nearest",
+def _show(ax, plane: np.ndarray, view: SliceView, **kwargs):
+    """imshow a [vertical, horizontal] plane in physical coordinates."""
+    im = ax.imshow(plane, extent=view.extent, origin="lower", interpolation="nearest",
                    **kwargs)
-    ax.set_xlabel("mm")
-    ax.set_ylabel("mm")
+    view.orient_axes(ax)
     return im
 
 
-def intensity_window(array: np.ndarray) -> tuple[float, float]:
-    lo, hi = np.percentile(array, [1, 99])
-    return float(lo), float(hi if hi > lo else lo + 1)
+def intensity_window(array: np.ndarray, max_samples: int = 1_000_000) -> tuple[float, float]:
+    """1st and 99th percentiles of (a regular subsample of) the finite values."""
+    flat = np.asarray(array, dtype=np.float64).ravel()
+    if flat.size > max_samples:
+        flat = flat[:: flat.size // max_samples + 1]
+    flat = flat[np.isfinite(flat)]
+    if flat.size == 0:
+        return 0.0, 1.0
+    lo, hi = np.percentile(flat, [1, 99])
+    return float(lo), float(hi if hi > lo else lo + 1.0)
 
 
-def alpha_curves(rows: Sequence[dict], chosen: float) -> bytes:
-    """Mean Dice (± standard error), % folding and TRE (if any) against α; chosen α marked."""
-    alphas = np.array([r["alpha"] for r in rows])
-    has_tre = any(r.get("tre_mm") is not None for r in rows)
-    fig, axes = _new_figure(1, 3 if has_tre else 2, width=4.2, height=3.2)
-    dice = np.array([r["dice"] for r in rows])
-    se = np.array([r.get("dice_se", 0.0) for r in rows])
+def symmetric_limit(planes: Sequence[np.ndarray], percentile: float = 99.0) -> float:
+    """A symmetric colour limit: the percentile of |values| over all planes (> 0)."""
+    values = np.abs(np.concatenate([np.ravel(p) for p in planes]))
+    values = values[np.isfinite(values)]
+    limit = float(np.percentile(values, percentile)) if values.size else 0.0
+    return limit if limit > 0 else 1.0
+
+
+# ---------------------------------------------------------------------------------- figures
+def alpha_curves(rows: Sequence[Mapping], chosen: float, criterion: str = "dice") -> bytes:
+    """Mean Dice (± standard error band), % folding and mean TRE (if any) against α; the chosen
+    α marked by a vertical line and annotated."""
+    alphas = np.array([float(r["alpha"]) for r in rows])
+    tre = np.array([np.nan if r.get("tre_mm") is None else float(r["tre_mm"]) for r in rows])
+    has_tre = bool(np.isfinite(tre).any())
+    fig, axes = _new_figure(1, 3 if has_tre else 2, width=4.0, height=3.3)
+    dice = np.array([float(r["dice"]) for r in rows])
+    se = np.array([float(r.get("dice_se") or 0.0) for r in rows])
     ax = axes[0, 0]
-    ax.plot(alphas, dice, "o-", color="tab:blue")
-    ax.fill_between(alphas, dice - se, dice + se, color="tab:blue", alpha=0.2)
-    ax.set_ylabel("mean Dice")
+    ax.fill_between(alphas, dice - se, dice + se, color="tab:blue", alpha=0.25,
+                    label="± 1 standard error")
+    ax.plot(alphas, dice, "o-", color="tab:blue", markersize=4, label="mean Dice")
+    ax.set_ylabel("mean Dice over labels (0–1)")
+    ax.set_title("Dice of warped labels", fontsize=9)
+    ax.legend(fontsize=7, loc="lower left")
     ax = axes[0, 1]
-    ax.plot(alphas, [r["folding_percent"] for r in rows], "o-", color="tab:red")
-    ax.set_ylabel("% det J ≤ 0")
+    folding = np.array([float(r["folding_percent"]) for r in rows])
+    ax.plot(alphas, folding, "o-", color="tab:red", markersize=4)
+    top = float(np.nanmax(folding)) if np.isfinite(folding).any() else 0.0
+    ax.set_ylim(0.0, max(1.15 * top, 0.1))
+    ax.set_ylabel("voxels with det J ≤ 0 (%)")
+    ax.set_title("folding", fontsize=9)
     if has_tre:
         ax = axes[0, 2]
-        ax.plot(alphas, [r.get("tre_mm") for r in rows], "o-", color="tab:green")
+        ax.plot(alphas, tre, "o-", color="tab:green", markersize=4)
         ax.set_ylabel("mean TRE (mm)")
+        ax.set_title("landmark error", fontsize=9)
     for ax in axes[0]:
         ax.axvline(chosen, color="k", linestyle="--", linewidth=1)
-        ax.set_xlabel("α")
+        ax.set_xlabel("α (regularization, 0 = weakest, 1 = strongest)", fontsize=8)
+        ax.set_xlim(min(alphas.min(), chosen) - 0.03, max(alphas.max(), chosen) + 0.03)
         ax.annotate(f"chosen α = {chosen:.3g}", xy=(chosen, 0.97),
-                    xycoords=("data", "axes fraction"),
-                    ha="center", va="top", fontsize=8,
-                    bbox={"boxstyle": "round", "fc": "white", "alpha": 0.8})
-    return to_png(fig)
+                    xycoords=("data", "axes fraction"), ha="center", va="top", fontsize=8,
+                    bbox={"boxstyle": "round", "fc": "white", "alpha": 0.85})
+        ax.grid(alpha=0.3)
+    return to_png(fig, f"Scores against α (selection by {criterion})")
 
 
-def image_panels(grid: Grid, images: dict[str, np.ndarray], window: tuple[float, float],
-                 cmap: str = "gray", symmetric: bool = False) -> bytes:
-    """One row per image (fixed, moving, warped, ...), one column per view."""
-    views = slice_views(grid)
-    fig, axes = _new_figure(len(images), len(views))
-    for row, (title, array) in enumerate(images.items()):
-        for col, view in enumerate(views):
-            im = _show(axes[row, col], array, view, cmap=cmap, vmin=window[0], vmax=window[1])
-            axes[row, col].set_title(f"{title} — {view.name}", fontsize=9)
-        if symmetric:
-            fig.colorbar(im, ax=axes[row, -1], fraction=0.046)
-    return to_png(fig)
+def image_panels(views: Sequence[SliceView], rows: Mapping[str, Sequence[np.ndarray]],
+                 limits: tuple[float, float], title: str, cmap: str = "gray",
+                 colorbar_label: str | None = None) -> bytes:
+    """One row per named image (its planes, one per view), one column per view; one shared
+    intensity scale, and a colour bar per row when ``colorbar_label`` is given."""
+    fig, axes = _new_figure(len(rows), len(views))
+    for r, (name, planes) in enumerate(rows.items()):
+        im = None
+        for c, (view, plane) in enumerate(zip(views, planes, strict=True)):
+            im = _show(axes[r, c], plane, view, cmap=cmap, vmin=limits[0], vmax=limits[1])
+            axes[r, c].set_title(f"{name} — {view.name}", fontsize=9)
+        if colorbar_label and im is not None:
+            fig.colorbar(im, ax=axes[r, -1], fraction=0.046, pad=0.04, label=colorbar_label)
+    return to_png(fig, title)
 
 
-def checkerboard(a: np.ndarray, b: np.ndarray, tiles: int = 8) -> np.ndarray:
-    """Alternate tiles of a and b (same shape), ``tiles`` per axis."""
-    index = np.indices(a.shape)
-    parity = sum((idx * tiles // max(n, 1)) for idx, n in zip(index, a.shape, strict=True)) % 2
+def checkerboard(a: np.ndarray, b: np.ndarray, view: SliceView, tiles: int = 8) -> np.ndarray:
+    """Square tiles (equal size in mm, ``tiles`` along the longer side) alternating a and b."""
+    tile_mm = max(view.h_size * view.h_spacing, view.v_size * view.v_spacing) / tiles
+    rows = (np.arange(a.shape[0]) * view.v_spacing // tile_mm).astype(int)
+    cols = (np.arange(a.shape[1]) * view.h_spacing // tile_mm).astype(int)
+    parity = (rows[:, None] + cols[None, :]) % 2
     return np.where(parity == 0, a, b)
 
 
-def jacobian_panel(grid: Grid, det: np.ndarray) -> bytes:
-    """log2 det J on a diverging map centred at 0 (det = 1); det ≤ 0 in black."""
-    views = slice_views(grid)
-    fig, axes = _new_figure(1, len(views))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        logdet = np.log2(np.where(det > 0, det, np.nan))
-    limit = float(np.nanpercentile(np.abs(logdet), 99.5)) if np.isfinite(logdet).any() else 1.0
-    limit = max(limit, 1e-3)
-    for col, view in enumerate(views):
-        ax = axes[0, col]
+def jacobian_panel(views: Sequence[SliceView], dets: Sequence[np.ndarray]) -> bytes:
+    """log2 det J on a diverging map centred at 0 (det J = 1, no volume change); det J ≤ 0
+    (folding) in black; colour bar."""
+    fig, axes = _new_figure(1, len(views), width=3.8)
+    logs = []
+    for det in dets:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            logs.append(np.log2(np.where(det > 0, det, np.nan)))
+    finite = np.concatenate([np.abs(x[np.isfinite(x)]) for x in logs])
+    limit = max(float(np.percentile(finite, 99.5)) if finite.size else 0.0, 0.1)
+    im = None
+    for ax, view, det, logdet in zip(axes[0], views, dets, logs, strict=True):
         im = _show(ax, logdet, view, cmap="coolwarm", vmin=-limit, vmax=limit)
-        folded = (det[view.cut] <= 0).astype(float)
+        folded = det <= 0
         if folded.any():
-            ax.imshow(np.ma.masked_where(folded == 0, folded), extent=view.extent,
-                      origin=view.origin, cmap="gray_r", vmin=0, vmax=1, interpolation="nearest")
-        ax.set_title(f"log2 det J — {view.name}", fontsize=9)
-    fig.colorbar(im, ax=axes[0, -1], fraction=0.046, label="log2 det J (0: no volume change)")
-    return to_png(fig)
+            ax.imshow(np.ma.masked_where(~folded, np.ones_like(det)), extent=view.extent,
+                      origin="lower", cmap="gray_r", vmin=0, vmax=1, interpolation="nearest")
+        ax.set_title(f"{view.name}: {100.0 * folded.mean():.2f}% det J ≤ 0", fontsize=9)
+    fig.colorbar(im, ax=axes[0, -1], fraction=0.046, pad=0.04,
+                 label="log2 det J (−: compression, +: expansion)")
+    fig.axes[-1].yaxis.label.set_fontsize(8)
+    axes[0, 0].legend(handles=[Patch(color="black", label="det J ≤ 0 (folding)")],
+                      fontsize=7, loc="lower right")
+    return to_png(fig, "Jacobian determinant of φ at the chosen α")
 
 
-def deformed_grid(grid: Grid, fixed: np.ndarray, field_voxels: np.ndarray,
-                  window: tuple[float, float], lines: int = 24) -> bytes:
-    """Grid lines of the fixed domain moved by the in-plane displacement, over the fixed slice.
+def deformed_grid(views: Sequence[SliceView], fixed: Sequence[np.ndarray],
+                  displacement: Sequence[np.ndarray], limits: tuple[float, float],
+                  lines: int = 24) -> bytes:
+    """Grid lines of the fixed domain moved by the in-plane displacement, over the fixed slices.
 
-    ``field_voxels``: displacement in voxel units of each axis, (z, y, x, D) with components
-    (x, y[, z]) — the in-plane components are drawn at the slice's physical scale.
-    """
-    views = slice_views(grid)
+    ``displacement``: per view, [vertical, horizontal, 2] in mm along the view's (h, v) voxel
+    axes. Lines are ``max side / lines`` mm apart (rounded to whole voxels)."""
     fig, axes = _new_figure(1, len(views))
-    sp = np.asarray(grid.spacing)
-    for col, view in enumerate(views):
-        ax = axes[0, col]
-        _show(ax, fixed, view, cmap="gray", vmin=window[0], vmax=window[1])
-        disp = field_voxels[view.cut]
-        # in-plane axes (horizontal, vertical) of this view as voxel-axis numbers
-        h_axis, v_axis = {"axial": (0, 1), "coronal": (0, 2), "sagittal": (1, 2),
-                          "image": (0, 1)}[view.name]
-        rows, cols = disp.shape[:2]
-        dh = disp[..., h_axis] * sp[h_axis]
-        dv = disp[..., v_axis] * sp[v_axis]
-        hh, vv = np.meshgrid(np.arange(cols) * sp[h_axis], np.arange(rows) * sp[v_axis])
-        step_r = max(rows // lines, 1)
-        step_c = max(cols // lines, 1)
-        for r in range(0, rows, step_r):
-            ax.plot(hh[r] + dh[r], vv[r] + dv[r], color="yellow", linewidth=0.6)
-        for c in range(0, cols, step_c):
-            ax.plot(hh[:, c] + dh[:, c], vv[:, c] + dv[:, c], color="yellow", linewidth=0.6)
-        ax.set_xlim(view.extent[0], view.extent[1])
-        ax.set_ylim(view.extent[2], view.extent[3])
-        ax.set_title(f"deformed grid — {view.name}", fontsize=9)
-    return to_png(fig)
+    for ax, view, plane, disp in zip(axes[0], views, fixed, displacement, strict=True):
+        _show(ax, plane, view, cmap="gray", vmin=limits[0], vmax=limits[1])
+        step_mm = max(view.h_size * view.h_spacing, view.v_size * view.v_spacing) / lines
+        step_h = max(int(round(step_mm / view.h_spacing)), 1)
+        step_v = max(int(round(step_mm / view.v_spacing)), 1)
+        hh, vv = np.meshgrid(np.arange(view.h_size) * view.h_spacing,
+                             np.arange(view.v_size) * view.v_spacing)
+        ph, pv = hh + disp[..., 0], vv + disp[..., 1]
+        segments = [np.column_stack([ph[r], pv[r]]) for r in range(0, view.v_size, step_v)]
+        segments += [np.column_stack([ph[:, c], pv[:, c]])
+                     for c in range(0, view.h_size, step_h)]
+        ax.add_collection(LineCollection(segments, colors="yellow", linewidths=0.6))
+        view.orient_axes(ax)
+        peak = float(np.sqrt((disp**2).sum(-1)).max()) if disp.size else 0.0
+        ax.set_title(f"{view.name}: max in-plane |u| {peak:.1f} mm", fontsize=9)
+    return to_png(fig, "Deformed grid (fixed-image grid lines moved by u)")
 
 
-def label_overlay(grid: Grid, fixed: np.ndarray, fixed_labels: np.ndarray,
-                  warped_labels: np.ndarray, window: tuple[float, float]) -> bytes:
-    """Fixed-label contours (green) and warped moving-label contours (red) on the fixed slice."""
-    views = slice_views(grid)
+def label_overlay(views: Sequence[SliceView], fixed: Sequence[np.ndarray],
+                  fixed_labels: Sequence[np.ndarray], warped_labels: Sequence[np.ndarray],
+                  limits: tuple[float, float]) -> bytes:
+    """Fixed-label contours (green) and warped moving-label contours (red) on the fixed slices."""
     fig, axes = _new_figure(1, len(views))
-    for col, view in enumerate(views):
-        ax = axes[0, col]
-        _show(ax, fixed, view, cmap="gray", vmin=window[0], vmax=window[1])
-        for labels, color in ((fixed_labels, "lime"), (warped_labels, "red")):
-            data = labels[view.cut]
-            for value in np.unique(data):
-                if value == 0:
+    for ax, view, plane, fl, wl in zip(axes[0], views, fixed, fixed_labels, warped_labels,
+                                       strict=True):
+        _show(ax, plane, view, cmap="gray", vmin=limits[0], vmax=limits[1])
+        for labels, color in ((fl, "lime"), (wl, "red")):
+            for value in np.unique(labels):
+                mask = labels == value
+                if value == 0 or mask.all():
                     continue
-                ax.contour((data == value).astype(float), levels=[0.5], colors=color,
-                           linewidths=0.7, extent=view.extent, origin=view.origin)
-        ax.set_title(f"labels: fixed (green) vs warped (red) — {view.name}", fontsize=8)
-    return to_png(fig)
+                ax.contour(mask.astype(np.float32), levels=[0.5], colors=color,
+                           linewidths=0.8, extent=view.extent, origin="lower")
+        view.orient_axes(ax)
+        ax.set_title(view.name, fontsize=9)
+    axes[0, 0].legend(handles=[Line2D([], [], color="lime", label="fixed labels"),
+                               Line2D([], [], color="red", label="warped moving labels")],
+                      fontsize=7, loc="lower right")
+    return to_png(fig, "Label contours at the chosen α")
 
 
-def loss_curves(history: Sequence[dict]) -> bytes:
-    """Every logged loss term against the iteration."""
-    keys = [k for k in history[0] if k not in ("iteration", "seconds")]
-    fig, axes = _new_figure(1, len(keys), width=3.2, height=2.8)
-    its = [row["iteration"] for row in history]
-    for ax, key in zip(axes[0], keys, strict=True):
-        ax.plot(its, [row.get(key, np.nan) for row in history])
+def loss_curves(history: Sequence[Mapping]) -> bytes:
+    """Every logged loss term against the iteration (log scale for positive regularizers)."""
+    keys: list[str] = []
+    for row in history:
+        keys += [k for k in row if k not in ("iteration", "seconds") and k not in keys]
+    fig, axes = _new_figure(1, max(len(keys), 1), width=3.2, height=3.0)
+    its = [row.get("iteration", i) for i, row in enumerate(history)]
+    for ax, key in zip(axes[0], keys, strict=False):
+        values = np.array([float(row.get(key, np.nan)) for row in history])
+        ax.plot(its, values, color="tab:blue", linewidth=1)
         ax.set_title(key, fontsize=9)
         ax.set_xlabel("iteration")
-        if key not in ("similarity", "total") and all(row.get(key, 0) > 0 for row in history):
+        ax.set_ylabel("loss (unitless)" if key in ("similarity", "total") else "penalty")
+        finite = values[np.isfinite(values)]
+        if key not in ("similarity", "total") and finite.size and (finite > 0).all():
             ax.set_yscale("log")
-    return to_png(fig)
+        ax.grid(alpha=0.3)
+    return to_png(fig, "Training loss (each iteration draws its own α)")
