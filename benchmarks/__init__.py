@@ -1,0 +1,1 @@
+"""Benchmarks of cidir against its peers (run ``benchmarks/run_benchmarks.py``)."""

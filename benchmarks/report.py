@@ -1,0 +1,282 @@
+"""Aggregation over pairs and the Markdown tables of ``docs/benchmarks.md``.
+
+Figures per task and method: mean ± sd over pairs (sd over pairs, not over landmarks).
+Time: ``method_wall_seconds`` per pair = registration (every training / weight-grid run)
++ choice of α / weight + the dense field, in the worker process; evaluation excluded.
+Memory: peak RSS of the worker process through the method (MB) and its increase over the
+process after imports and data loading (ΔRSS, MB).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+
+METRICS = ("tre_mm", "tre_snapped_mm", "field_error_mm", "dice_sel", "dice_eval",
+           "folding_percent", "std_log_jacobian")
+RUN_FIGURES = ("method_wall_seconds", "register_seconds", "select_seconds", "peak_rss_mb",
+               "delta_rss_mb")
+PEERS = ("elastix", "ants", "sitk")
+
+# per task: (metric key, column title, higher is better)
+COLUMNS = {
+    "phantom": [("tre_mm", "TRE cont. (mm)", False), ("tre_snapped_mm", "TRE snapped (mm)",
+                                                      False),
+                ("field_error_mm", "field err. lungs (mm)", False),
+                ("dice_eval", "Dice labels 1-5", True)],
+    "lung-mri": [("dice_eval", "lobe Dice 1-5 (judged)", True),
+                 ("dice_sel", "lung Dice 1-2 (selection)", True)],
+    "brain2d": [("dice_eval", "Dice odd labels (judged)", True),
+                ("dice_sel", "Dice even labels (selection)", True)],
+    "dirlab": [("tre_mm", "TRE cont. (mm)", False), ("tre_snapped_mm", "TRE snapped (mm)",
+                                                     False)],
+}
+PRIMARY = {"phantom": "tre_mm", "lung-mri": "dice_eval", "brain2d": "dice_eval",
+           "dirlab": "tre_mm"}
+
+
+def _stats(values: list[float]) -> dict:
+    v = [float(x) for x in values if x is not None and math.isfinite(float(x))]
+    if not v:
+        return {"mean": None, "sd": None, "n": 0}
+    return {"mean": float(np.mean(v)), "sd": float(np.std(v, ddof=1)) if len(v) > 1 else 0.0,
+            "n": len(v)}
+
+
+def aggregate(entry: dict) -> dict:
+    """Mean ± sd over the pairs of a task, per method."""
+    by_method: dict[str, list[dict]] = {}
+    for pair in entry["pairs"].values():
+        for method, run in pair["runs"].items():
+            by_method.setdefault(method, []).append(run)
+    out = {}
+    for method, runs in by_method.items():
+        ok = [r for r in runs if r.get("ok")]
+        s = {"pairs_ok": len(ok), "pairs_failed": len(runs) - len(ok),
+             "errors": sorted({r.get("error", "")[:300] for r in runs if not r.get("ok")})}
+        for key in METRICS:
+            s[key] = _stats([r["metrics"].get(key) for r in ok])
+        for key in RUN_FIGURES:
+            s[key] = _stats([r.get(key) for r in ok])
+        s["alpha"] = [r.get("choice", {}).get("alpha") for r in ok]
+        out[method] = s
+    before = [p["before"] for p in entry["pairs"].values()]
+    out["_before"] = {k: _stats([b.get(k) for b in before])
+                      for k in ("tre_mm", "tre_snapped_mm", "field_error_mm")}
+    return out
+
+
+def _fmt(s: dict | None, digits: int = 2) -> str:
+    if not s or s.get("mean") is None:
+        return "–"
+    if s["n"] > 1:
+        return f"{s['mean']:.{digits}f} ± {s['sd']:.{digits}f}"
+    return f"{s['mean']:.{digits}f}"
+
+
+def _alpha_text(method: str, alphas: list, settings: dict) -> str:
+    if method in ("identity", "affine", "ants", "sitk") or not alphas:
+        return "–"
+    text = ", ".join(f"{a:g}" for a in alphas if a is not None)
+    return text if method != "elastix" else f"{text} (w = 0.01·10⁴ᵅ)"
+
+
+def _table(task: str, summary: dict, settings: dict) -> list[str]:
+    cols = COLUMNS[task]
+    head = (["method"] + [c[1] for c in cols]
+            + ["fold % (det J ≤ 0)", "α chosen", "time / pair (s)", "peak RSS (MB)",
+               "ΔRSS (MB)", "pairs"])
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for method, s in summary.items():
+        if method.startswith("_"):
+            continue
+        digits = 3 if task in ("lung-mri", "brain2d") else 2
+        row = [f"`{method}`"] + [_fmt(s[c[0]], 3 if c[0].startswith("dice") else digits)
+                                 for c in cols]
+        row += [_fmt(s["folding_percent"], 3), _alpha_text(method, s["alpha"], settings),
+                _fmt(s["method_wall_seconds"], 1), _fmt(s["peak_rss_mb"], 0),
+                _fmt(s["delta_rss_mb"], 0),
+                f"{s['pairs_ok']}" + (f" ({s['pairs_failed']} failed)" if s["pairs_failed"]
+                                      else "")]
+        lines.append("| " + " | ".join(row) + " |")
+    return lines
+
+
+def _mean(summary: dict, method: str, key: str) -> float | None:
+    s = summary.get(method, {}).get(key)
+    return None if not s else s.get("mean")
+
+
+def honest_paragraph(task: str, summary: dict) -> str:
+    """Where cidir is behind on this task (accuracy, time, memory), from the numbers."""
+    if "cidir" not in summary:
+        return "cidir was not run on this task."
+    key = PRIMARY[task]
+    higher = dict((c[0], c[2]) for c in COLUMNS[task])[key]
+    name = dict((c[0], c[1]) for c in COLUMNS[task])[key]
+    mine = _mean(summary, "cidir", key)
+    others = {m: _mean(summary, m, key) for m in summary
+              if not m.startswith("_") and m not in ("cidir", "identity", "affine")}
+    others = {m: v for m, v in others.items() if v is not None}
+    parts = []
+    if mine is not None and others:
+        better = {m: v for m, v in others.items() if (v > mine if higher else v < mine)}
+        if better:
+            listing = ", ".join(f"`{m}` {v:.3f}" for m, v in
+                                sorted(better.items(), key=lambda kv: kv[1], reverse=higher))
+            parts.append(f"**Accuracy**: on {name} cidir ({mine:.3f}) is behind {listing}.")
+        else:
+            parts.append(f"**Accuracy**: on {name} cidir ({mine:.3f}) is ahead of every other "
+                         "method run here.")
+    t_mine = _mean(summary, "cidir", "method_wall_seconds")
+    times = {m: _mean(summary, m, "method_wall_seconds") for m in summary
+             if not m.startswith("_") and m not in ("cidir", "identity", "affine")}
+    faster = {m: t for m, t in times.items() if t is not None and t_mine and t < t_mine}
+    if faster:
+        parts.append("**Time**: cidir takes {:.0f} s per pair; faster: {}.".format(
+            t_mine, ", ".join(f"`{m}` {t:.0f} s" for m, t in sorted(faster.items(),
+                                                                  key=lambda kv: kv[1]))))
+    grid = times.get("idir-grid")
+    if grid and t_mine:
+        parts.append(f"One cidir training covers all α for {t_mine:.0f} s against "
+                     f"{grid:.0f} s for the `idir-grid` trainings ({grid / t_mine:.1f}×).")
+    m_mine = _mean(summary, "cidir", "delta_rss_mb")
+    mems = {m: _mean(summary, m, "delta_rss_mb") for m in PEERS if m in summary}
+    lighter = {m: v for m, v in mems.items() if v is not None and m_mine and v < m_mine}
+    if lighter:
+        parts.append("**Memory** (ΔRSS): cidir {:.0f} MB; lighter: {}.".format(
+            m_mine, ", ".join(f"`{m}` {v:.0f} MB" for m, v in lighter.items())))
+    fold = _mean(summary, "cidir", "folding_percent")
+    if fold:
+        parts.append(f"cidir folds {fold:.3f}% of the evaluated voxels at the chosen α.")
+    return " ".join(parts)
+
+
+TITLES = {"phantom": "Phantom 4D-CT (inhale ← exhale, inside the lung mask)",
+          "lung-mri": "Lung MRI inter-subject (lung-mri-lobes)",
+          "brain2d": "Brain MRI 2D (mindboggle-2d)", "dirlab": "DIR-LAB 4DCT"}
+NOTES = {
+    "phantom": "α (and the `idir-grid` / `elastix` weight) chosen by the Dice of the phantom "
+               "labels 1-5, which are also reported (not independent). TRE on the phantom's "
+               "landmark pairs; field error = mean ‖u − u_true‖ in the inhale lungs; "
+               "folding in the inhale lungs.",
+    "lung-mri": "Every method starts from the same initial affine (cidir.alignment `affine`, "
+                "lung masks); α / weight chosen by lung-mask Dice (labels 1, 2); judged by "
+                "lobe Dice (labels 1-5), never seen by the selection. Folding in the fixed "
+                "lungs.",
+    "brain2d": "Labels cast to int; α / weight chosen by the Dice of the even label ids, "
+               "judged on the odd ids. Folding inside the fixed brain (labels > 0). Images "
+               "are already affinely aligned to a template: no initial affine.",
+    "dirlab": "T00 → T50, threshold lung masks, α by lung Dice, TRE on the 300 landmarks.",
+}
+
+
+def write_markdown(report: dict, path: Path) -> None:
+    s = report["settings"]
+    m = report["machine"]
+    lines = [
+        "# Benchmarks: cidir against IDIR, elastix, ANTs and SimpleITK",
+        "",
+        f"Produced by `{report['command']}` on {report['started_utc'][:19]} UTC "
+        f"(total {report['total_seconds'] / 60:.1f} min), mode **{report['mode']}**.",
+        "",
+        f"Machine: {m['cpu_cores']} CPU cores ({m['platform']}), device {m['device']}, "
+        f"{m['threads_per_run']} threads per run, Python {m['python']}, torch {m['torch']}, "
+        f"itk-elastix {m.get('itk-elastix')}, antspyx {m.get('antspyx')}, "
+        f"SimpleITK {m.get('SimpleITK')}. The machine is shared with other work: times are "
+        "indicative.",
+        "",
+        "All figures: `benchmarks/results/benchmarks.json` (per pair and aggregated).",
+        "",
+        "## How it is measured",
+        "",
+        "- One subprocess per (method, pair). Every method's result is converted to one "
+        "convention: a displacement field on the fixed grid, mm, LPS, fixed → moving, the "
+        "initial affine included. TRE maps the fixed landmarks through it (linear "
+        "interpolation of the field), Dice warps the moving labels onto the fixed grid "
+        "(nearest neighbour), folding is % of `sitk.DisplacementFieldJacobianDeterminant` "
+        "≤ 0 — the same code for every method.",
+        "- **time / pair**: registration (all trainings or weight-grid runs) + choice of α / "
+        "weight + the dense field; evaluation excluded. **peak RSS**: the worker's "
+        "peak resident memory (Linux `VmHWM`, which unlike `ru_maxrss` is not inherited "
+        "from the runner) after the method, imports and inputs included; **ΔRSS**: its "
+        "increase over the process after imports and data loading.",
+        f"- `cidir`: library defaults of `RunConfig` with overrides {s.get('cidir') or '{}'}; "
+        "α chosen by `search_alpha` (Dice rule, ties to the smoother α).",
+        f"- `idir`: the same network with fixed SIREN activations, trained at α = "
+        f"{s['idir_alpha']} (one weight λ(α) of the same log mapping).",
+        f"- `idir-grid`: IDIR retrained for each α of {s['grid_alphas']} "
+        f"({len(s['grid_alphas'])} trainings; time is their total), best by the same Dice "
+        "rule." + (" **Quick mode: a 3-weight grid, not 11.**" if len(s["grid_alphas"]) < 11
+                   else ""),
+        f"- `elastix`: default `bspline` map (Mattes MI + `TransformBendingEnergyPenalty`), "
+        f"settings {s['elastix']}, penalty weight w = 0.01·10⁴ᵅ for α in the same grid "
+        "(one run per weight; time is their total), best by the same Dice rule.",
+        f"- `ants`: `ants.registration(..., 'SyNOnly')` after the common affine, {s['ants']}.",
+        f"- `sitk`: SimpleITK fast symmetric-forces demons, multi-resolution {s['sitk']}, "
+        "histogram matching, one setting.",
+        "- Peers are optional: `pip install -e '.[peers]'` (itk-elastix, antspyx). A peer that "
+        "cannot be imported is skipped with the reason recorded.",
+    ]
+    if report["mode"] != "full":
+        lines += ["", f"**{report['mode']} mode**: fewer pairs, fewer iterations and a smaller "
+                  "weight grid than the full protocol (see `settings` and `task_spec` in the "
+                  "JSON). The figures are not those of the full benchmark."]
+    for note in report.get("notes", []):
+        lines += ["", f"Note: {note}"]
+    if report.get("skipped_methods"):
+        lines += ["", "Skipped methods: " + "; ".join(
+            f"`{k}`: {v}" for k, v in report["skipped_methods"].items())]
+    for task, entry in report["tasks"].items():
+        lines += ["", f"## {TITLES[task]}", ""]
+        if entry.get("skipped"):
+            lines.append(f"Skipped: {entry['skipped']}.")
+            continue
+        summary = entry["summary"]
+        names = ", ".join(f"`{n}`" for n in entry["pairs"])
+        lines += [f"Pairs ({len(entry['pairs'])}): {names}. {NOTES[task]}", ""]
+        b = summary.get("_before", {})
+        if b.get("tre_mm", {}).get("mean") is not None:
+            extra = (f", field error {_fmt(b['field_error_mm'])} mm"
+                     if b.get("field_error_mm", {}).get("mean") is not None else "")
+            lines += [f"Before registration: TRE {_fmt(b['tre_mm'])} mm (snapped "
+                      f"{_fmt(b['tre_snapped_mm'])}){extra}.", ""]
+        lines += _table(task, summary, s)
+        errors = {mm: v["errors"] for mm, v in summary.items()
+                  if not mm.startswith("_") and v.get("errors")}
+        for mm, errs in errors.items():
+            lines += ["", f"`{mm}` failed: " + "; ".join(errs)]
+        lines += ["", honest_paragraph(task, summary)]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".md.tmp")
+    tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Re-write the Markdown from a results JSON (optionally adding notes to both):
+    ``python -m benchmarks.report RESULTS.json DOC.md [--note TEXT ...]``."""
+    import argparse
+    import json
+
+    p = argparse.ArgumentParser(description=main.__doc__.split("\n")[0])
+    p.add_argument("json")
+    p.add_argument("doc")
+    p.add_argument("--note", action="append", default=[])
+    args = p.parse_args(argv)
+    path = Path(args.json)
+    report = json.loads(path.read_text(encoding="utf-8"))
+    if args.note:
+        report.setdefault("notes", []).extend(args.note)
+        tmp = path.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(report, indent=1), encoding="utf-8")
+        os.replace(tmp, path)
+    write_markdown(report, Path(args.doc))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

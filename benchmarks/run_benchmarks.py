@@ -1,0 +1,181 @@
+"""Run every method on every task on this machine and write the tables.
+
+    .venv/bin/python benchmarks/run_benchmarks.py [--quick] [--tiny] [--tasks ...]
+        [--methods ...] [--dirlab ROOT] [--shared-data ../shared/data]
+        [--out benchmarks/results] [--doc docs/benchmarks.md]
+
+Each (method, pair) runs in its own subprocess (``benchmarks/worker.py``) for isolation and
+a per-run peak memory. Writes ``OUT/benchmarks.json`` (every figure per pair and aggregated,
+the machine, the settings and the exact command) and the Markdown tables (``--doc``).
+``--quick`` scales iterations, pairs and weight grids down (recorded in the output);
+``--tiny`` is a seconds-long smoke configuration for tests (figures meaningless).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import shlex
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from benchmarks import methods as method_registry  # noqa: E402
+from benchmarks.report import aggregate, write_markdown  # noqa: E402
+from benchmarks.tasks import TASKS, TaskSpec, build  # noqa: E402
+
+PEERS_AND_INR = ("cidir", "idir", "idir-grid", "elastix", "ants", "sitk")
+BASELINES_FOR = {"phantom": ("identity",), "lung-mri": ("identity", "affine"),
+                 "brain2d": ("identity",), "dirlab": ("identity",)}
+
+
+def mode_settings(mode: str) -> tuple[dict, TaskSpec]:
+    """Method settings and task sizes of a mode (full, quick, tiny)."""
+    full_grid = [round(0.1 * i, 1) for i in range(11)]
+    if mode == "full":
+        return ({"mode": mode, "cidir": {}, "grid_alphas": full_grid, "idir_alpha": 0.5,
+                 "elastix": {"iterations": 256, "resolutions": 4}, "ants": {},
+                 "sitk": {"shrink": [4, 2, 1], "iterations": 50}}, TaskSpec())
+    if mode == "quick":
+        return ({"mode": mode, "cidir": {"training.iterations": 100},
+                 "grid_alphas": [0.0, 0.5, 1.0],
+                 "idir_alpha": 0.5, "elastix": {"iterations": 100, "resolutions": 3},
+                 "ants": {"reg_iterations": [40, 20, 0]},
+                 "sitk": {"shrink": [4, 2, 1], "iterations": 30}},
+                TaskSpec(phantom_size="small", phantom_seeds=(0,), lung_pairs=2, brain_pairs=3,
+                         dirlab_cases=(1,)))
+    if mode == "tiny":
+        return ({"mode": mode, "grid_alphas": [0.0, 1.0], "idir_alpha": 0.5,
+                 "cidir": {"training.iterations": 3, "training.batch_size": 256,
+                           "model.width": 32, "selection.num_alphas": 3,
+                           "selection.sample_points": 2000, "selection.folding_points": 200},
+                 "elastix": {"iterations": 5, "resolutions": 1},
+                 "ants": {"reg_iterations": [2, 0, 0]},
+                 "sitk": {"shrink": [2], "iterations": 2}},
+                TaskSpec(phantom_size="small", phantom_seeds=(0,), lung_pairs=1, brain_pairs=1,
+                         dirlab_cases=(1,)))
+    raise ValueError(mode)
+
+
+def machine_info() -> dict:
+    import torch
+
+    info = {"cpu_cores": os.cpu_count(), "platform": platform.platform(),
+            "python": platform.python_version(), "torch": torch.__version__,
+            "device": "cpu", "threads_per_run": 2, "processor": platform.processor()}
+    from importlib import metadata
+
+    for name in ("itk-elastix", "itk", "antspyx", "SimpleITK", "numpy", "scipy"):
+        try:
+            info[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            info[name] = None
+    return info
+
+
+def run_one(pair_dir: Path, method: str, settings_path: Path, work: Path) -> dict:
+    """One worker subprocess; its JSON (or the failure) with the process wall time."""
+    out = work / f"{pair_dir.name}.{method}.json"
+    cmd = [sys.executable, "-m", "benchmarks.worker", "--pair", str(pair_dir), "--method",
+           method, "--settings", str(settings_path), "--out", str(out)]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get(
+        "PYTHONPATH", "")])}
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
+    wall = time.perf_counter() - t0
+    if out.is_file():
+        result = json.loads(out.read_text(encoding="utf-8"))
+    else:
+        result = {"method": method, "ok": False,
+                  "error": f"worker exited {proc.returncode}: {proc.stderr[-2000:]}"}
+    result["subprocess_seconds"] = wall
+    return result
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--quick", action="store_true", help="reduced sizes (< 15 min on 2 cores)")
+    p.add_argument("--tiny", action="store_true", help="smoke-test sizes (tests only)")
+    p.add_argument("--tasks", nargs="+", default=list(TASKS), choices=TASKS)
+    p.add_argument("--methods", nargs="+", default=list(PEERS_AND_INR),
+                   choices=list(method_registry.METHODS))
+    p.add_argument("--dirlab", default=None, help="DIR-LAB image folder (task dirlab)")
+    p.add_argument("--shared-data", default=str(ROOT.parent / "shared" / "data"))
+    p.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
+    p.add_argument("--doc", default=str(ROOT / "docs" / "benchmarks.md"))
+    p.add_argument("--no-baselines", action="store_true", help="skip identity/affine rows")
+    return p.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    mode = "tiny" if args.tiny else "quick" if args.quick else "full"
+    settings, spec = mode_settings(mode)
+    command = "python " + " ".join(shlex.quote(a) for a in
+                                   [os.path.relpath(sys.argv[0], ROOT)] + (argv or sys.argv[1:]))
+    started = dt.datetime.now(dt.timezone.utc)
+    t_all = time.perf_counter()
+    out_dir = Path(args.out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    skipped_methods = {m: r for m in args.methods if (r := method_registry.available(m))}
+    for m, r in skipped_methods.items():
+        print(f"[skip] method {m}: {r}", flush=True)
+    report: dict = {"command": command, "mode": mode, "started_utc": started.isoformat(),
+                    "machine": machine_info(), "settings": settings,
+                    "task_spec": spec.__dict__, "skipped_methods": skipped_methods,
+                    "tasks": {}}
+    with tempfile.TemporaryDirectory(prefix="cidir-bench-pairs-") as tmp:
+        work = Path(tmp)
+        settings_path = work / "settings.json"
+        settings_path.write_text(json.dumps(settings), encoding="utf-8")
+        for task in args.tasks:
+            entry: dict = {"pairs": {}, "skipped": None}
+            report["tasks"][task] = entry
+            t_task = time.perf_counter()
+            try:
+                pairs, reason = build(task, spec, Path(args.shared_data),
+                                      Path(args.dirlab) if args.dirlab else None)
+            except Exception as exc:  # noqa: BLE001 - recorded
+                pairs, reason = [], f"could not build the task: {type(exc).__name__}: {exc}"
+            if reason:
+                entry["skipped"] = reason
+                print(f"[skip] task {task}: {reason}", flush=True)
+                continue
+            methods = ([] if args.no_baselines else list(BASELINES_FOR[task])) + [
+                m for m in args.methods if m not in skipped_methods]
+            for pair in pairs:
+                from benchmarks.evaluate import before_registration
+
+                pair_dir = pair.save(work / task / pair.name.replace("<-", "_from_"))
+                pe = {"info": pair.info, "before": before_registration(pair), "runs": {}}
+                entry["pairs"][pair.name] = pe
+                for method in methods:
+                    r = run_one(pair_dir, method, settings_path, work)
+                    pe["runs"][method] = r
+                    status = "ok" if r.get("ok") else f"FAILED {r.get('error')}"
+                    print(f"[{task} {pair.name}] {method}: {status} "
+                          f"({r['subprocess_seconds']:.1f} s)", flush=True)
+            entry["seconds"] = time.perf_counter() - t_task
+            entry["summary"] = aggregate(entry)
+    report["total_seconds"] = time.perf_counter() - t_all
+    report["finished_utc"] = dt.datetime.now(dt.timezone.utc).isoformat()
+    tmp_json = out_dir / "benchmarks.json.tmp"
+    tmp_json.write_text(json.dumps(report, indent=1, default=float), encoding="utf-8")
+    os.replace(tmp_json, out_dir / "benchmarks.json")
+    write_markdown(report, Path(args.doc))
+    print(f"wrote {out_dir / 'benchmarks.json'} and {args.doc} "
+          f"({report['total_seconds'] / 60:.1f} min)", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,155 @@
+"""Fast tests of the benchmark harness (benchmarks/): the field conventions, each available
+peer's conversion on a known translation, and the runner's tiny phantom path."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from benchmarks import methods  # noqa: E402
+from benchmarks.fields import (  # noqa: E402
+    affine_field,
+    compose_with_affine,
+    jacobian_determinant,
+    map_points_with_field,
+    warp_labels_with_field,
+)
+from benchmarks.pairs import PairData, load_pair  # noqa: E402
+
+from cidir.geometry import Grid, Image  # noqa: E402
+
+SHIFT = np.array([2.5, -1.5])  # mm, fixed point x corresponds to moving point x + SHIFT
+
+
+def _pattern(grid: Grid) -> np.ndarray:
+    """A smooth 2D pattern of blobs (values ~0-100) on ``grid`` as a function of world mm."""
+    w = grid.world_points().reshape(grid.shape + (2,))
+    out = np.zeros(grid.shape)
+    for cx, cy, s in ((-8, -6, 5.0), (7, -4, 4.0), (-3, 8, 6.0), (9, 9, 3.5), (0, 0, 3.0)):
+        out += 100 * np.exp(-((w[..., 0] - cx) ** 2 + (w[..., 1] - cy) ** 2) / (2 * s * s))
+    return out.astype(np.float32)
+
+
+def _translated_pair() -> PairData:
+    """Fixed pattern F(x); moving M(y) = F(y − SHIFT), so φ(x) = x + SHIFT (mm)."""
+    grid = Grid((48, 44), (1.0, 1.0), (-23.0, -21.0), (1.0, 0.0, 0.0, 1.0))
+    fixed = Image(_pattern(grid), grid, "fixed")
+    moved = Grid(grid.size, grid.spacing, tuple(np.asarray(grid.origin) - SHIFT),
+                 grid.direction)
+    moving = Image(_pattern(moved), grid, "moving")  # values at y are F(y - SHIFT)
+    labels = Image((fixed.array > 40).astype(np.int32), grid, "labels")
+    mlabels = Image((moving.array > 40).astype(np.int32), grid, "mlabels")
+    points = np.array([[-8.0, -6.0], [7.0, -4.0], [-3.0, 8.0], [0.0, 0.0], [2.0, 3.0]])
+    return PairData(task="test", name="shift", fixed=fixed, moving=moving, fixed_sel=labels,
+                    moving_sel=mlabels, sel_labels=[1], fixed_eval=labels, moving_eval=mlabels,
+                    eval_labels=[1], fixed_points=points, moving_points=points + SHIFT)
+
+
+def _center_tre(pair: PairData, field: np.ndarray) -> float:
+    mapped = map_points_with_field(pair.fixed_points, field, pair.fixed.grid)
+    return float(np.linalg.norm(mapped - pair.moving_points, axis=1).mean())
+
+
+def test_field_helpers_translation_and_affine():
+    grid = Grid((10, 8, 6), (1.0, 2.0, 3.0), (5.0, -4.0, 2.0), tuple(np.eye(3).ravel()))
+    m = np.eye(4)
+    m[:3, 3] = [1.0, -2.0, 0.5]
+    field = affine_field(m, grid)
+    assert np.allclose(field, [1.0, -2.0, 0.5])
+    p = np.array([[8.0, 0.0, 8.0]])
+    assert np.allclose(map_points_with_field(p, field, grid), p + [1.0, -2.0, 0.5])
+    assert np.allclose(jacobian_determinant(field, grid), 1.0)
+    # composing a deformable shift with the affine: M (x + u) with a scaling in M
+    s = np.diag([2.0, 1.0, 1.0, 1.0])
+    total = compose_with_affine(np.full(grid.shape + (3,), 1.0), s, grid)
+    x = grid.world_points().reshape(grid.shape + (3,))
+    assert np.allclose(x + total, (x + 1.0) * [2.0, 1.0, 1.0])
+
+
+def test_label_warp_follows_resampling_convention():
+    pair = _translated_pair()
+    field = np.broadcast_to(SHIFT, pair.fixed.grid.shape + (2,)).astype(float)
+    inner = (slice(5, -5), slice(5, -5))
+    # half-voxel shift: nearest-neighbour ties at the edges cost a few % of agreement
+    agree = (warp_labels_with_field(pair.moving_sel, field, pair.fixed.grid)[inner]
+             == pair.fixed_sel.array[inner]).mean()
+    wrong = (warp_labels_with_field(pair.moving_sel, -field, pair.fixed.grid)[inner]
+             == pair.fixed_sel.array[inner]).mean()
+    assert agree > 0.95 and agree - wrong > 0.03
+    assert _center_tre(pair, field) < 1e-6
+
+
+def test_pair_round_trip(tmp_path):
+    pair = _translated_pair()
+    pair.init_matrix = np.eye(3)
+    back = load_pair(pair.save(tmp_path / "p"))
+    assert np.allclose(back.fixed.array, pair.fixed.array)
+    assert back.fixed.grid.same_as(pair.fixed.grid)
+    assert np.allclose(back.moving_points, pair.moving_points)
+    assert back.sel_labels == [1] and np.allclose(back.init, np.eye(3))
+
+
+PEER_SETTINGS = {
+    "elastix": {"grid_alphas": [0.0], "elastix": {"iterations": 60, "resolutions": 2}},
+    "ants": {"ants": {"reg_iterations": [30, 20, 0]}},
+    "sitk": {"sitk": {"shrink": [2, 1], "iterations": 40}},
+}
+
+
+@pytest.mark.parametrize("name", ["elastix", "ants", "sitk"])
+def test_peer_recovers_translation(name):
+    reason = methods.available(name)
+    if reason:
+        pytest.skip(reason)
+    pair = _translated_pair()
+    identity_tre = _center_tre(pair, np.zeros(pair.fixed.grid.shape + (2,)))
+    assert identity_tre == pytest.approx(np.linalg.norm(SHIFT))
+    result = methods.get(name)(pair, PEER_SETTINGS[name])
+    assert result.field.shape == pair.fixed.grid.shape + (2,)
+    # a wrong direction (moving → fixed) would give about 2·|SHIFT| = 5.8 mm
+    assert _center_tre(pair, result.field) < 0.35 * identity_tre
+
+
+def test_peer_composes_with_initial_affine():
+    """A peer sees the moving image pre-aligned by the pair's affine; its total field must
+    include that affine (identity deformable part here: the affine is the exact answer)."""
+    from benchmarks.methods._peer_io import prealigned_moving, total_field
+
+    pair = _translated_pair()
+    m = np.eye(3)
+    m[:2, 2] = SHIFT
+    pair.init_matrix = m
+    pre = prealigned_moving(pair)
+    inner = (slice(6, -6), slice(6, -6))
+    # linear interpolation at a half-voxel shift: errors of a few units (peak value ~100)
+    assert np.abs(pre.array[inner] - pair.fixed.array[inner]).max() < 4.0
+    assert np.abs(pair.moving.array[inner] - pair.fixed.array[inner]).max() > 15.0
+    field = total_field(pair, np.zeros(pair.fixed.grid.shape + (2,)))
+    assert _center_tre(pair, field) < 1e-6
+
+
+def test_runner_tiny_phantom(tmp_path):
+    from benchmarks.run_benchmarks import main
+
+    out, doc = tmp_path / "results", tmp_path / "benchmarks.md"
+    main(["--tiny", "--tasks", "phantom", "brain2d", "--methods", "cidir", "--no-baselines",
+          "--shared-data", str(tmp_path / "absent"), "--out", str(out), "--doc", str(doc)])
+    report = json.loads((out / "benchmarks.json").read_text())
+    assert report["mode"] == "tiny" and "--tiny" in report["command"]
+    assert report["machine"]["cpu_cores"] >= 1 and report["machine"]["torch"]
+    assert "absent" in report["tasks"]["brain2d"]["skipped"]
+    (pair,) = report["tasks"]["phantom"]["pairs"].values()
+    run = pair["runs"]["cidir"]
+    assert run["ok"], run.get("error")
+    assert np.isfinite(run["metrics"]["tre_mm"]) and run["peak_rss_mb"] > 0
+    assert 0.0 <= run["choice"]["alpha"] <= 1.0
+    text = doc.read_text()
+    assert "Phantom 4D-CT" in text and "| `cidir` |" in text and "Skipped:" in text
