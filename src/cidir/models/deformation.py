@@ -67,9 +67,20 @@ class DeformationModel(nn.Module):
         (G,) giving how many consecutive points use each α.
         """
         params = self.activation_params(alpha)
-        if params is not None and repeats is not None:
-            params = torch.repeat_interleave(params, repeats, dim=0)
+        if params is not None and repeats is not None and params.shape[0] > 1:
+            params = _repeat_rows(params, repeats)
         if params is not None and params.shape[0] not in (1, x.shape[0]):
             raise ValueError(f"α rows ({params.shape[0]}) must be 1 or the number of points "
                              f"({x.shape[0]})")
         return self.mlp(x, params, order)
+
+
+def _repeat_rows(params: torch.Tensor, repeats: torch.Tensor) -> torch.Tensor:
+    """Row g of ``params`` repeated ``repeats[g]`` times (equal counts: expand + reshape, whose
+    backward is a plain sum over the repeats; otherwise ``repeat_interleave``)."""
+    counts = repeats.tolist()
+    if all(c == counts[0] for c in counts):
+        g = params.shape[0]
+        return params.unsqueeze(1).expand(g, counts[0], *params.shape[1:]).reshape(
+            g * counts[0], *params.shape[1:])
+    return torch.repeat_interleave(params, repeats, dim=0)
