@@ -70,8 +70,7 @@ class JetMLP(nn.Module):
             self.output.weight.uniform_(-bound, bound)
             self.output.bias.zero_()
         first, second = pair_indices(ndim)
-        self.register_buffer("_pair_i", torch.tensor(first), persistent=False)
-        self.register_buffer("_pair_j", torch.tensor(second), persistent=False)
+        self._pairs = list(zip(first, second, strict=True))
 
     def _siren_init(self) -> None:
         """SIREN initialization (Sitzmann et al. 2020)."""
@@ -135,7 +134,9 @@ class JetMLP(nn.Module):
                 d2z = out[1 + ndim :] if order >= 2 else None
             h, s1, s2 = self._activate(z, params, layer_index, order)
             if order >= 2:
-                d2h = s2 * dz[self._pair_i] * dz[self._pair_j]
+                # basic indexing per pair: the backward of advanced indexing (index_put_ with
+                # accumulate) is not deterministic across runs on multi-threaded CPUs
+                d2h = s2 * torch.stack([dz[i] * dz[j] for i, j in self._pairs])
                 if d2z is not None:
                     d2h = d2h + s1 * d2z
             if order >= 1:
