@@ -71,26 +71,26 @@ def jacobian_determinant_map(transform: ConditionedTransform, alpha: Alpha,
                          transform.displacement(x, a, order=1).jacobian))
 
 
+def _warp(transform: ConditionedTransform, image: Image, alpha: Alpha, grid: Grid | None,
+          chunk_size: int, labels: bool) -> Image:
+    grid = grid or transform.grid
+    a = transform.alpha_tensor(alpha)
+    sampler = (LabelSampler if labels else ImageSampler)(image, transform.device)
+    array = _evaluate(grid, transform, chunk_size, 1, np.int32 if labels else np.float32,
+                      lambda x: sampler(transform.map_world(x, a)))
+    return Image(array, grid, f"{image.source} warped")
+
+
 def warp_image(transform: ConditionedTransform, moving: Image, alpha: Alpha,
                grid: Grid | None = None, chunk_size: int = 131072) -> Image:
     """The moving image resampled at φ(x) on ``grid`` (default: fixed), linear, 0 outside."""
-    grid = grid or transform.grid
-    a = transform.alpha_tensor(alpha)
-    sampler = ImageSampler(moving, transform.device)
-    array = _evaluate(grid, transform, chunk_size, 1, np.float32,
-                      lambda x: sampler(transform.map_world(x, a)))
-    return Image(array, grid, f"{moving.source} warped")
+    return _warp(transform, moving, alpha, grid, chunk_size, labels=False)
 
 
 def warp_labels(transform: ConditionedTransform, labels: Image, alpha: Alpha,
                 grid: Grid | None = None, chunk_size: int = 131072) -> Image:
     """A label map resampled at φ(x) on ``grid`` (default: fixed), nearest label, 0 outside."""
-    grid = grid or transform.grid
-    a = transform.alpha_tensor(alpha)
-    sampler = LabelSampler(labels, transform.device)
-    array = _evaluate(grid, transform, chunk_size, 1, np.int32,
-                      lambda x: sampler(transform.map_world(x, a)))
-    return Image(array, grid, f"{labels.source} warped")
+    return _warp(transform, labels, alpha, grid, chunk_size, labels=True)
 
 
 def resample_with_field(image: Image, field: np.ndarray, grid: Grid, labels: bool = False,
