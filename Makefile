@@ -7,8 +7,12 @@ BIN := $(VENV)/bin
 TORCH_PIN := torch==2.13.0
 STAMP := $(VENV)/.cidir-installed
 DEMO_OUT ?= demo_out
+# the benchmark's own environment: cidir + the optional peers (itk-elastix, antspyx), kept
+# apart because antspyx pins older numpy/scipy
+BENCH_VENV := .venv-bench
+BENCH_STAMP := $(BENCH_VENV)/.cidir-installed
 
-.PHONY: venv demo test test-slow lint clean
+.PHONY: venv demo test test-slow lint clean benchmarks benchmarks-quick
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,6 +22,20 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 venv: $(STAMP)
+
+$(BENCH_STAMP): pyproject.toml
+	$(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/pip install -q --upgrade pip
+	$(BENCH_VENV)/bin/pip install -q $(TORCH_PIN)
+	$(BENCH_VENV)/bin/pip install -q -e '.[peers]'
+	touch $(BENCH_STAMP)
+
+# every table of docs/benchmarks.md: the full protocol (hours on 2 cores) and --quick (< 15 min)
+benchmarks: $(BENCH_STAMP)
+	$(BENCH_VENV)/bin/python benchmarks/run_benchmarks.py $(BENCH_ARGS)
+
+benchmarks-quick: $(BENCH_STAMP)
+	$(BENCH_VENV)/bin/python benchmarks/run_benchmarks.py --quick $(BENCH_ARGS)
 
 demo: $(STAMP)
 	$(BIN)/cidir demo --out $(DEMO_OUT)
@@ -33,4 +51,4 @@ lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
 
 clean:
-	rm -rf $(VENV) $(DEMO_OUT) .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(BENCH_VENV) $(DEMO_OUT) .pytest_cache .ruff_cache

@@ -149,6 +149,13 @@ def honest_paragraph(task: str, summary: dict) -> str:
     if lighter:
         parts.append("**Memory** (ΔRSS): cidir {:.0f} MB; lighter: {}.".format(
             m_mine, ", ".join(f"`{m}` {v:.0f} MB" for m, v in lighter.items())))
+    alphas = [a for a in summary["cidir"].get("alpha", []) if a is not None]
+    at_edge = sum(1 for a in alphas if a == 0.0)
+    if at_edge:
+        parts.append(f"cidir chose α = 0, the least-regularized end of its prior, on "
+                     f"{at_edge} of {len(alphas)} pairs, where its search warns that the prior "
+                     "may be too stiff (a smaller `lambda_min` and a refit would be a "
+                     "user's next step; the benchmark keeps the library's default prior).")
     fold = _mean(summary, "cidir", "folding_percent")
     if fold:
         parts.append(f"cidir folds {fold:.3f}% of the evaluated voxels at the chosen α.")
@@ -174,57 +181,66 @@ NOTES = {
 }
 
 
-def write_markdown(report: dict, path: Path) -> None:
-    s = report["settings"]
-    m = report["machine"]
-    lines = [
-        "# Benchmarks: cidir against IDIR, elastix, ANTs and SimpleITK",
-        "",
-        f"Produced by `{report['command']}` on {report['started_utc'][:19]} UTC "
-        f"(total {report['total_seconds'] / 60:.1f} min), mode **{report['mode']}**.",
-        "",
-        f"Machine: {m['cpu_cores']} CPU cores ({m['platform']}), device {m['device']}, "
-        f"{m['threads_per_run']} threads per run, Python {m['python']}, torch {m['torch']}, "
-        f"itk-elastix {m.get('itk-elastix')}, antspyx {m.get('antspyx')}, "
-        f"SimpleITK {m.get('SimpleITK')}. The machine is shared with other work: times are "
-        "indicative.",
-        "",
-        "All figures: `benchmarks/results/benchmarks.json` (per pair and aggregated).",
-        "",
-        "## How it is measured",
-        "",
-        "- One subprocess per (method, pair). Every method's result is converted to one "
-        "convention: a displacement field on the fixed grid, mm, LPS, fixed → moving, the "
-        "initial affine included. TRE maps the fixed landmarks through it (linear "
-        "interpolation of the field), Dice warps the moving labels onto the fixed grid "
-        "(nearest neighbour), folding is % of `sitk.DisplacementFieldJacobianDeterminant` "
-        "≤ 0 — the same code for every method.",
-        "- **time / pair**: registration (all trainings or weight-grid runs) + choice of α / "
-        "weight + the dense field; evaluation excluded. **peak RSS**: the worker's "
-        "peak resident memory (Linux `VmHWM`, which unlike `ru_maxrss` is not inherited "
-        "from the runner) after the method, imports and inputs included; **ΔRSS**: its "
-        "increase over the process after imports and data loading.",
+MODE_TITLES = {"full": "Full protocol", "quick": "Quick mode (`--quick`)",
+               "tiny": "Tiny smoke settings (`--tiny`, figures meaningless)"}
+
+
+def coverage(entry: dict) -> tuple[int, int]:
+    """(finished runs, planned runs) of a task: planned pairs × planned methods."""
+    planned = len(entry.get("planned_pairs", entry["pairs"])) * len(
+        entry.get("planned_methods", ()))
+    done = sum(1 for pair in entry["pairs"].values() for r in pair["runs"].values()
+               if r.get("ok"))
+    return done, planned
+
+
+def _settings_lines(s: dict) -> list[str]:
+    return [
         f"- `cidir`: library defaults of `RunConfig` with overrides {s.get('cidir') or '{}'}; "
         "α chosen by `search_alpha` (Dice rule, ties to the smoother α).",
         f"- `idir`: the same network with fixed SIREN activations, trained at α = "
         f"{s['idir_alpha']} (one weight λ(α) of the same log mapping).",
         f"- `idir-grid`: IDIR retrained for each α of {s['grid_alphas']} "
         f"({len(s['grid_alphas'])} trainings; time is their total), best by the same Dice "
-        "rule." + (" **Quick mode: a 3-weight grid, not 11.**" if len(s["grid_alphas"]) < 11
-                   else ""),
+        "rule." + (f" **A {len(s['grid_alphas'])}-weight grid, not 11.**"
+                   if len(s["grid_alphas"]) < 11 else ""),
         f"- `elastix`: default `bspline` map (Mattes MI + `TransformBendingEnergyPenalty`), "
         f"settings {s['elastix']}, penalty weight w = 0.01·10⁴ᵅ for α in the same grid "
         "(one run per weight; time is their total), best by the same Dice rule.",
-        f"- `ants`: `ants.registration(..., 'SyNOnly')` after the common affine, {s['ants']}.",
+        f"- `ants`: `ants.registration(..., 'SyNOnly')` after the common affine, "
+        f"{s['ants'] or 'antspyx defaults'}.",
         f"- `sitk`: SimpleITK fast symmetric-forces demons, multi-resolution {s['sitk']}, "
         "histogram matching, one setting.",
-        "- Peers are optional: `pip install -e '.[peers]'` (itk-elastix, antspyx). A peer that "
-        "cannot be imported is skipped with the reason recorded.",
     ]
+
+
+def _report_lines(report: dict, json_name: str) -> list[str]:
+    s, m = report["settings"], report["machine"]
+    finished = report.get("finished_utc")
+    when = (f"started {report['started_utc'][:19]} UTC, "
+            + (f"finished {finished[:19]} UTC" if finished else "**interrupted**"))
+    lines = [
+        "", f"# {MODE_TITLES.get(report['mode'], report['mode'])}", "",
+        f"Produced by `{report['command']}` ({when}; {report['total_seconds'] / 60:.1f} min "
+        f"in this call, {report.get('reused_runs', 0)} runs reused from earlier calls). "
+        f"Code {report.get('code_version') or 'unknown'}. All figures: `{json_name}`.",
+        "",
+        f"Machine: {m['cpu_cores']} CPU cores ({m['platform']}), device {m['device']}, "
+        f"{m['threads_per_run']} threads per run, Python {m['python']}, torch {m['torch']}, "
+        f"itk-elastix {m.get('itk-elastix')}, antspyx {m.get('antspyx')}, "
+        f"SimpleITK {m.get('SimpleITK')}. The machine is shared with other work: times are "
+        "indicative.",
+        "", "Settings:", "",
+    ] + _settings_lines(s)
     if report["mode"] != "full":
         lines += ["", f"**{report['mode']} mode**: fewer pairs, fewer iterations and a smaller "
                   "weight grid than the full protocol (see `settings` and `task_spec` in the "
                   "JSON). The figures are not those of the full benchmark."]
+    versions = sorted({r.get("code_version") or "unknown" for t in report["tasks"].values()
+                       for pair in t["pairs"].values() for r in pair["runs"].values()})
+    if len(versions) > 1:
+        lines += ["", "Runs come from several code versions (`--resume` across commits): "
+                  + ", ".join(f"`{v}`" for v in versions) + "; see `code_version` per run."]
     for note in report.get("notes", []):
         lines += ["", f"Note: {note}"]
     if report.get("skipped_methods"):
@@ -235,7 +251,13 @@ def write_markdown(report: dict, path: Path) -> None:
         if entry.get("skipped"):
             lines.append(f"Skipped: {entry['skipped']}.")
             continue
-        summary = entry["summary"]
+        done, planned = coverage(entry)
+        if planned and done < planned:
+            lines += [f"**Incomplete: {done} of {planned} planned runs** (pairs × methods) "
+                      "have finished; means are over the pairs each method finished (the "
+                      "`pairs` column), so rows may cover different pairs. "
+                      "`--resume` adds the missing runs.", ""]
+        summary = entry.get("summary") or aggregate(entry)
         names = ", ".join(f"`{n}`" for n in entry["pairs"])
         lines += [f"Pairs ({len(entry['pairs'])}): {names}. {NOTES[task]}", ""]
         b = summary.get("_before", {})
@@ -250,6 +272,38 @@ def write_markdown(report: dict, path: Path) -> None:
         for mm, errs in errors.items():
             lines += ["", f"`{mm}` failed: " + "; ".join(errs)]
         lines += ["", honest_paragraph(task, summary)]
+    return lines
+
+
+def write_markdown(reports: list[dict], path: Path, json_names: list[str]) -> None:
+    """The Markdown of ``docs/benchmarks.md``: how it is measured, then one part per mode
+    (full, quick, ...) with its tables; written atomically."""
+    lines = [
+        "# Benchmarks: cidir against IDIR, elastix, ANTs and SimpleITK",
+        "",
+        "Written by `benchmarks/run_benchmarks.py` from its results files (one per mode; "
+        "`--quick` rewrites only the quick part, the full protocol only the full part).",
+        "",
+        "## How it is measured",
+        "",
+        "- One subprocess per (method, pair). Every method's result is converted to one "
+        "convention: a displacement field on the fixed grid, mm, LPS, fixed → moving, the "
+        "initial affine included. TRE maps the fixed landmarks through it (linear "
+        "interpolation of the field), Dice warps the moving labels onto the fixed grid "
+        "(nearest neighbour), folding is % of `sitk.DisplacementFieldJacobianDeterminant` "
+        "≤ 0 — the same code for every method.",
+        "- **time / pair**: registration (all trainings or weight-grid runs) + choice of α / "
+        "weight + the dense field; evaluation excluded. **peak RSS**: the worker's "
+        "peak resident memory (Linux `VmHWM`, which unlike `ru_maxrss` is not inherited "
+        "from the runner) after the method, imports and inputs included; **ΔRSS**: its "
+        "increase over the process after imports and data loading.",
+        "- Peers are optional: `pip install -e '.[peers]'` (itk-elastix, antspyx). A peer that "
+        "cannot be imported is skipped with the reason recorded.",
+    ]
+    if not reports:
+        lines += ["", "No results yet."]
+    for report, name in zip(reports, json_names, strict=True):
+        lines += _report_lines(report, name)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".md.tmp")
     tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
@@ -257,24 +311,24 @@ def write_markdown(report: dict, path: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Re-write the Markdown from a results JSON (optionally adding notes to both):
-    ``python -m benchmarks.report RESULTS.json DOC.md [--note TEXT ...]``."""
+    """Re-write the Markdown from results JSON files (optionally adding notes to the first):
+    ``python -m benchmarks.report DOC.md RESULTS.json [...] [--note TEXT ...]``."""
     import argparse
     import json
 
     p = argparse.ArgumentParser(description=main.__doc__.split("\n")[0])
-    p.add_argument("json")
     p.add_argument("doc")
+    p.add_argument("json", nargs="+")
     p.add_argument("--note", action="append", default=[])
     args = p.parse_args(argv)
-    path = Path(args.json)
-    report = json.loads(path.read_text(encoding="utf-8"))
+    paths = [Path(j) for j in args.json]
+    reports = [json.loads(path.read_text(encoding="utf-8")) for path in paths]
     if args.note:
-        report.setdefault("notes", []).extend(args.note)
-        tmp = path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(report, indent=1), encoding="utf-8")
-        os.replace(tmp, path)
-    write_markdown(report, Path(args.doc))
+        reports[0].setdefault("notes", []).extend(args.note)
+        tmp = paths[0].with_name(paths[0].name + ".tmp")
+        tmp.write_text(json.dumps(reports[0], indent=1), encoding="utf-8")
+        os.replace(tmp, paths[0])
+    write_markdown(reports, Path(args.doc), [str(path) for path in paths])
     return 0
 
 

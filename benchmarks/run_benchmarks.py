@@ -1,20 +1,25 @@
 """Run every method on every task on this machine and write the tables.
 
-    .venv/bin/python benchmarks/run_benchmarks.py [--quick] [--tiny] [--tasks ...]
+    python benchmarks/run_benchmarks.py [--quick] [--tiny] [--resume] [--tasks ...]
         [--methods ...] [--dirlab ROOT] [--shared-data ../shared/data]
         [--out benchmarks/results] [--doc docs/benchmarks.md]
 
 Each (method, pair) runs in its own subprocess (``benchmarks/worker.py``) for isolation and
-a per-run peak memory. Writes ``OUT/benchmarks.json`` (every figure per pair and aggregated,
-the machine, the settings and the exact command) and the Markdown tables (``--doc``).
-``--quick`` scales iterations, pairs and weight grids down (recorded in the output);
-``--tiny`` is a seconds-long smoke configuration for tests (figures meaningless).
+a per-run peak memory. Writes ``OUT/benchmarks-<mode>.json`` (every figure per pair and
+aggregated, the machine, the settings, the code version and the exact command) after every
+run, atomically, so an interrupted call keeps what it finished; then ``--doc`` (Markdown
+tables of every mode found in OUT). ``--resume`` reuses the finished runs of the same mode
+and settings and runs only the missing ones (the full protocol takes hours on 2 cores and
+can be completed over several calls). ``--quick`` scales iterations, pairs and weight grids
+down (recorded in the output); ``--tiny`` is a seconds-long smoke configuration for tests
+(figures meaningless).
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
+import hashlib
 import json
 import os
 import platform
@@ -33,6 +38,7 @@ from benchmarks import methods as method_registry  # noqa: E402
 from benchmarks.report import aggregate, write_markdown  # noqa: E402
 from benchmarks.tasks import TASKS, TaskSpec, build  # noqa: E402
 
+MODES = ("full", "quick", "tiny")
 PEERS_AND_INR = ("cidir", "idir", "idir-grid", "elastix", "ants", "sitk")
 BASELINES_FOR = {"phantom": ("identity",), "lung-mri": ("identity", "affine"),
                  "brain2d": ("identity",), "dirlab": ("identity",)}
@@ -82,6 +88,27 @@ def machine_info() -> dict:
     return info
 
 
+def run_key(mode: str, task: str, pair: str, method: str, settings: dict,
+            spec: TaskSpec) -> str:
+    """Identity of one (method, pair) run: a result is reused (``--resume``) only under the
+    same key, i.e. the same mode, task, pair, method, settings and task sizes."""
+    blob = json.dumps([mode, task, pair, method, settings, spec.__dict__], sort_keys=True,
+                      default=list)
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:16]
+
+
+def code_version() -> str | None:
+    """The git commit of this checkout (with ``+dirty`` for uncommitted changes), or None."""
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=ROOT,
+                              capture_output=True, text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                               cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return head + ("+dirty" if dirty else "")
+
+
 def run_one(pair_dir: Path, method: str, settings_path: Path, work: Path) -> dict:
     """One worker subprocess; its JSON (or the failure) with the process wall time."""
     out = work / f"{pair_dir.name}.{method}.json"
@@ -101,6 +128,36 @@ def run_one(pair_dir: Path, method: str, settings_path: Path, work: Path) -> dic
     return result
 
 
+def results_path(out_dir: Path, mode: str) -> Path:
+    """The results JSON of a mode: ``OUT/benchmarks-<mode>.json``."""
+    return out_dir / f"benchmarks-{mode}.json"
+
+
+def load_previous(path: Path) -> dict[str, dict]:
+    """Finished runs of an earlier results file by run key (``--resume``); {} if none."""
+    if not path.is_file():
+        return {}
+    try:
+        report = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise SystemExit(f"--resume: cannot read {path}: {exc}") from exc
+    return {run["run_key"]: run for task in report.get("tasks", {}).values()
+            for pair in task.get("pairs", {}).values() for run in pair.get("runs", {}).values()
+            if run.get("ok") and run.get("run_key")}
+
+
+def write_outputs(report: dict, out_dir: Path, doc: Path) -> None:
+    """Atomically write this mode's JSON, then the Markdown of every mode's JSON in OUT."""
+    path = results_path(out_dir, report["mode"])
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(report, indent=1, default=float), encoding="utf-8")
+    os.replace(tmp, path)
+    reports = [json.loads(p.read_text(encoding="utf-8")) for p in
+               (results_path(out_dir, m) for m in MODES) if p.is_file()]
+    write_markdown(reports, doc, [os.path.relpath(results_path(out_dir, r["mode"]), ROOT)
+                                  for r in reports])
+
+
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--quick", action="store_true", help="reduced sizes (< 15 min on 2 cores)")
@@ -113,6 +170,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
     p.add_argument("--doc", default=str(ROOT / "docs" / "benchmarks.md"))
     p.add_argument("--no-baselines", action="store_true", help="skip identity/affine rows")
+    p.add_argument("--resume", action="store_true",
+                   help="keep the finished runs of OUT/benchmarks-<mode>.json that have the "
+                        "same settings, run only the missing ones, and keep the tasks this "
+                        "call does not name")
     return p.parse_args(argv)
 
 
@@ -124,22 +185,34 @@ def main(argv=None) -> int:
                                    [os.path.relpath(sys.argv[0], ROOT)] + (argv or sys.argv[1:]))
     started = dt.datetime.now(dt.timezone.utc)
     t_all = time.perf_counter()
-    out_dir = Path(args.out)
+    out_dir, doc = Path(args.out), Path(args.doc)
     out_dir.mkdir(parents=True, exist_ok=True)
+    previous_path = results_path(out_dir, mode)
+    previous = load_previous(previous_path) if args.resume else {}
+    old_tasks = {}
+    if args.resume and previous_path.is_file():
+        old_tasks = json.loads(previous_path.read_text(encoding="utf-8")).get("tasks", {})
     skipped_methods = {m: r for m in args.methods if (r := method_registry.available(m))}
     for m, r in skipped_methods.items():
         print(f"[skip] method {m}: {r}", flush=True)
+    version = code_version()
     report: dict = {"command": command, "mode": mode, "started_utc": started.isoformat(),
-                    "machine": machine_info(), "settings": settings,
+                    "machine": machine_info(), "code_version": version, "settings": settings,
                     "task_spec": spec.__dict__, "skipped_methods": skipped_methods,
-                    "tasks": {}}
+                    "complete": False, "tasks": {}}
+    # in the protocol's order: the tasks of this call, and (--resume) the others kept
+    for task in TASKS:
+        if task in args.tasks:
+            report["tasks"][task] = {"pairs": {}, "skipped": None}
+        elif task in old_tasks:
+            report["tasks"][task] = old_tasks[task]
+    reused = 0
     with tempfile.TemporaryDirectory(prefix="cidir-bench-pairs-") as tmp:
         work = Path(tmp)
         settings_path = work / "settings.json"
         settings_path.write_text(json.dumps(settings), encoding="utf-8")
         for task in args.tasks:
-            entry: dict = {"pairs": {}, "skipped": None}
-            report["tasks"][task] = entry
+            entry = report["tasks"][task]
             t_task = time.perf_counter()
             try:
                 pairs, reason = build(task, spec, Path(args.shared_data),
@@ -152,28 +225,56 @@ def main(argv=None) -> int:
                 continue
             methods = ([] if args.no_baselines else list(BASELINES_FOR[task])) + [
                 m for m in args.methods if m not in skipped_methods]
+            old_entry = old_tasks.get(task, {})
+            kept_methods = [m for m in old_entry.get("planned_methods", []) if m not in methods]
+            # the protocol's method order (baselines first), whichever call ran them
+            order = list(method_registry.METHODS)
+            entry["planned_pairs"] = [p.name for p in pairs]
+            entry["planned_methods"] = sorted(methods + kept_methods, key=order.index)
             for pair in pairs:
                 from benchmarks.evaluate import before_registration
 
-                pair_dir = pair.save(work / task / pair.name.replace("<-", "_from_"))
+                pair_dir = None
                 pe = {"info": pair.info, "before": before_registration(pair), "runs": {}}
                 entry["pairs"][pair.name] = pe
                 for method in methods:
+                    key = run_key(mode, task, pair.name, method, settings, spec)
+                    if key in previous:
+                        pe["runs"][method] = {**previous[key], "reused": True}
+                        reused += 1
+                        print(f"[{task} {pair.name}] {method}: reused from "
+                              f"{previous[key].get('finished_utc', '?')}", flush=True)
+                        continue
+                    if pair_dir is None:
+                        pair_dir = pair.save(work / task / pair.name.replace("<-", "_from_"))
                     r = run_one(pair_dir, method, settings_path, work)
+                    r.update(run_key=key, code_version=version, finished_utc=dt.datetime.now(
+                        dt.timezone.utc).isoformat(timespec="seconds"))
                     pe["runs"][method] = r
                     status = "ok" if r.get("ok") else f"FAILED {r.get('error')}"
                     print(f"[{task} {pair.name}] {method}: {status} "
                           f"({r['subprocess_seconds']:.1f} s)", flush=True)
+                    entry["summary"] = aggregate(entry)
+                    report["total_seconds"] = time.perf_counter() - t_all
+                    write_outputs(report, out_dir, doc)  # an interrupted run keeps its work
+                # --resume: finished runs of methods this call does not name are kept
+                old_runs = old_entry.get("pairs", {}).get(pair.name, {}).get("runs", {})
+                for method in kept_methods:
+                    r = old_runs.get(method)
+                    if r and r.get("ok") and r.get("run_key") == run_key(
+                            mode, task, pair.name, method, settings, spec):
+                        pe["runs"][method] = r
+                pe["runs"] = {m: pe["runs"][m] for m in entry["planned_methods"]
+                              if m in pe["runs"]}
             entry["seconds"] = time.perf_counter() - t_task
             entry["summary"] = aggregate(entry)
     report["total_seconds"] = time.perf_counter() - t_all
+    report["reused_runs"] = reused
     report["finished_utc"] = dt.datetime.now(dt.timezone.utc).isoformat()
-    tmp_json = out_dir / "benchmarks.json.tmp"
-    tmp_json.write_text(json.dumps(report, indent=1, default=float), encoding="utf-8")
-    os.replace(tmp_json, out_dir / "benchmarks.json")
-    write_markdown(report, Path(args.doc))
-    print(f"wrote {out_dir / 'benchmarks.json'} and {args.doc} "
-          f"({report['total_seconds'] / 60:.1f} min)", flush=True)
+    report["complete"] = True
+    write_outputs(report, out_dir, doc)
+    print(f"wrote {results_path(out_dir, mode)} and {doc} "
+          f"({report['total_seconds'] / 60:.1f} min, {reused} runs reused)", flush=True)
     return 0
 
 

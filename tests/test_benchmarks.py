@@ -142,8 +142,9 @@ def test_runner_tiny_phantom(tmp_path):
     out, doc = tmp_path / "results", tmp_path / "benchmarks.md"
     main(["--tiny", "--tasks", "phantom", "brain2d", "--methods", "cidir", "--no-baselines",
           "--shared-data", str(tmp_path / "absent"), "--out", str(out), "--doc", str(doc)])
-    report = json.loads((out / "benchmarks.json").read_text())
+    report = json.loads((out / "benchmarks-tiny.json").read_text())
     assert report["mode"] == "tiny" and "--tiny" in report["command"]
+    assert report["complete"] and report["reused_runs"] == 0
     assert report["machine"]["cpu_cores"] >= 1 and report["machine"]["torch"]
     assert "absent" in report["tasks"]["brain2d"]["skipped"]
     (pair,) = report["tasks"]["phantom"]["pairs"].values()
@@ -151,5 +152,45 @@ def test_runner_tiny_phantom(tmp_path):
     assert run["ok"], run.get("error")
     assert np.isfinite(run["metrics"]["tre_mm"]) and run["peak_rss_mb"] > 0
     assert 0.0 <= run["choice"]["alpha"] <= 1.0
+    assert len(run["run_key"]) == 16 and run["finished_utc"]
     text = doc.read_text()
     assert "Phantom 4D-CT" in text and "| `cidir` |" in text and "Skipped:" in text
+    assert "Tiny smoke settings" in text and "Incomplete" not in text
+
+    # --resume: the finished run is reused, not rerun; a task this call does not name is kept
+    main(["--tiny", "--resume", "--tasks", "brain2d", "--methods", "cidir", "--no-baselines",
+          "--shared-data", str(tmp_path / "absent"), "--out", str(out), "--doc", str(doc)])
+    kept = json.loads((out / "benchmarks-tiny.json").read_text())
+    assert kept["tasks"]["phantom"]["pairs"] == report["tasks"]["phantom"]["pairs"]
+    main(["--tiny", "--resume", "--tasks", "phantom", "--methods", "cidir", "sitk",
+          "--no-baselines", "--out", str(out), "--doc", str(doc)])
+    again = json.loads((out / "benchmarks-tiny.json").read_text())
+    assert again["reused_runs"] == 1 and list(again["tasks"]) == ["phantom", "brain2d"]
+    runs = again["tasks"]["phantom"]["pairs"]["small-seed0"]["runs"]
+    assert runs["cidir"]["reused"] and runs["cidir"]["metrics"] == run["metrics"]
+    assert runs["sitk"]["ok"] and not runs["sitk"].get("reused")
+    # a call naming other methods keeps the finished runs of the ones it does not name
+    main(["--tiny", "--resume", "--tasks", "phantom", "--methods", "identity",
+          "--no-baselines", "--out", str(out), "--doc", str(doc)])
+    last = json.loads((out / "benchmarks-tiny.json").read_text())["tasks"]["phantom"]
+    assert list(last["pairs"]["small-seed0"]["runs"]) == ["identity", "cidir", "sitk"]
+    assert last["planned_methods"] == ["identity", "cidir", "sitk"]
+
+
+def test_report_marks_incomplete_tasks(tmp_path):
+    from benchmarks.report import write_markdown
+
+    run = {"ok": True, "metrics": {"tre_mm": 1.0, "dice_eval": 0.9}, "method_wall_seconds": 2.0,
+           "choice": {"alpha": 0.5}, "code_version": "abc"}
+    entry = {"pairs": {"p0": {"before": {}, "runs": {"cidir": run}}},
+             "planned_pairs": ["p0", "p1"], "planned_methods": ["cidir"], "skipped": None}
+    settings = {"cidir": {}, "idir_alpha": 0.5, "grid_alphas": [0.0, 1.0], "elastix": {},
+                "ants": {}, "sitk": {}}
+    report = {"mode": "full", "command": "python x", "started_utc": "2026-01-01T00:00:00",
+              "total_seconds": 60.0, "settings": settings, "tasks": {"phantom": entry},
+              "machine": {"cpu_cores": 2, "platform": "p", "device": "cpu",
+                          "threads_per_run": 2, "python": "3", "torch": "t"}}
+    write_markdown([report], tmp_path / "b.md", ["b-full.json"])
+    text = (tmp_path / "b.md").read_text()
+    assert "**Incomplete: 1 of 2 planned runs**" in text and "**interrupted**" in text
+    assert "A 2-weight grid, not 11." in text and "# Full protocol" in text

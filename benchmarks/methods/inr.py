@@ -44,7 +44,8 @@ def run_cidir(pair: PairData, settings: dict) -> MethodResult:
     table = [{"alpha": r.alpha, "dice_sel_estimate": r.dice, "folding_percent_sampled":
               r.folding_percent} for r in sel.rows]
     return MethodResult(field, t1 - t0, t2 - t1,
-                        {"alpha": sel.alpha, "table": table, "iterations": result.iterations})
+                        {"alpha": sel.alpha, "table": table, "iterations": result.iterations,
+                         "warning": sel.warning})
 
 
 def run_idir(pair: PairData, settings: dict) -> MethodResult:

@@ -207,6 +207,8 @@ def run_command(args: argparse.Namespace) -> dict | None:
               f"folding {out['folding_percent']:.3f}%"
               + (f", TRE {out['tre_mm']:.3f} mm" if out.get("tre_mm") is not None else "")
               + f" ({len(out['rows'])} α in {out['seconds']:.2f} s)")
+        if out.get("warning"):
+            print(f"warning: {out['warning']}", file=sys.stderr)
         return None
     if args.command == "apply":
         path = commands.apply_run(args.run, args.out, alpha=args.alpha, image=args.image,

@@ -69,8 +69,23 @@ class SelectionResult:
     def chosen(self) -> AlphaRow:
         return self.rows[self.index]
 
+    @property
+    def warning(self) -> str | None:
+        """A note when the choice sits at the least-regularized end of the prior (α = 0,
+        strictly best: ties already go to larger α), where the Dice may still rise for a
+        smaller weight than the prior offers; None otherwise."""
+        if self.criterion != "dice" or len(self.rows) < 2 or self.alpha != 0.0 or min(
+                r.alpha for r in self.rows) != 0.0:
+            return None
+        runner_up = max(r.dice for r in self.rows if r.alpha != 0.0)
+        return (f"α = 0 (the smallest weight of the prior) is best by Dice ({self.chosen.dice:.4f}"
+                f" vs {runner_up:.4f} for the next best α): the prior may be too stiff for this "
+                "pair; a smaller lambda_min (--regularizer NAME:LMIN:LMAX) and a refit may "
+                "align it better")
+
     def to_dict(self) -> dict:
         out = asdict(self)
+        out["warning"] = self.warning
         out["dice"] = self.chosen.dice
         out["dice_se"] = self.chosen.dice_se
         out["folding_percent"] = self.chosen.folding_percent
