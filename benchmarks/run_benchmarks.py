@@ -231,12 +231,23 @@ def main(argv=None) -> int:
             order = list(method_registry.METHODS)
             entry["planned_pairs"] = [p.name for p in pairs]
             entry["planned_methods"] = sorted(methods + kept_methods, key=order.index)
+            # --resume: every pair starts with its finished runs of the methods this call does
+            # not name, so that the file written after each run never loses earlier work
+            for pair in pairs:
+                old_pair = old_entry.get("pairs", {}).get(pair.name)
+                if old_pair is None:
+                    continue
+                runs = {m: r for m, r in old_pair.get("runs", {}).items() if m in kept_methods
+                        and r.get("ok") and r.get("run_key") == run_key(
+                            mode, task, pair.name, m, settings, spec)}
+                if runs:
+                    entry["pairs"][pair.name] = {**old_pair, "runs": runs}
             for pair in pairs:
                 from benchmarks.evaluate import before_registration
 
                 pair_dir = None
-                pe = {"info": pair.info, "before": before_registration(pair), "runs": {}}
-                entry["pairs"][pair.name] = pe
+                pe = entry["pairs"].setdefault(pair.name, {"runs": {}})
+                pe.update(info=pair.info, before=before_registration(pair))
                 for method in methods:
                     key = run_key(mode, task, pair.name, method, settings, spec)
                     if key in previous:
@@ -257,15 +268,10 @@ def main(argv=None) -> int:
                     entry["summary"] = aggregate(entry)
                     report["total_seconds"] = time.perf_counter() - t_all
                     write_outputs(report, out_dir, doc)  # an interrupted run keeps its work
-                # --resume: finished runs of methods this call does not name are kept
-                old_runs = old_entry.get("pairs", {}).get(pair.name, {}).get("runs", {})
-                for method in kept_methods:
-                    r = old_runs.get(method)
-                    if r and r.get("ok") and r.get("run_key") == run_key(
-                            mode, task, pair.name, method, settings, spec):
-                        pe["runs"][method] = r
                 pe["runs"] = {m: pe["runs"][m] for m in entry["planned_methods"]
                               if m in pe["runs"]}
+            entry["pairs"] = {name: entry["pairs"][name] for name in entry["planned_pairs"]
+                              if name in entry["pairs"]}
             entry["seconds"] = time.perf_counter() - t_task
             entry["summary"] = aggregate(entry)
     report["total_seconds"] = time.perf_counter() - t_all

@@ -136,7 +136,8 @@ def test_peer_composes_with_initial_affine():
     assert _center_tre(pair, field) < 1e-6
 
 
-def test_runner_tiny_phantom(tmp_path):
+def test_runner_tiny_phantom(tmp_path, monkeypatch):
+    import benchmarks.run_benchmarks as runner
     from benchmarks.run_benchmarks import main
 
     out, doc = tmp_path / "results", tmp_path / "benchmarks.md"
@@ -169,12 +170,32 @@ def test_runner_tiny_phantom(tmp_path):
     runs = again["tasks"]["phantom"]["pairs"]["small-seed0"]["runs"]
     assert runs["cidir"]["reused"] and runs["cidir"]["metrics"] == run["metrics"]
     assert runs["sitk"]["ok"] and not runs["sitk"].get("reused")
+    # a call interrupted after its first run leaves a file with every earlier run in it
+    real_run_one, calls = runner.run_one, []
+
+    def interrupted(*args, **kwargs):
+        calls.append(args[1])
+        if len(calls) > 1:
+            raise KeyboardInterrupt
+        return real_run_one(*args, **kwargs)
+
+    monkeypatch.setattr(runner, "run_one", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        main(["--tiny", "--tasks", "phantom", "--resume", "--methods", "identity", "affine",
+              "--no-baselines", "--out", str(out), "--doc", str(doc)])
+    on_disk = json.loads((out / "benchmarks-tiny.json").read_text())
+    runs = on_disk["tasks"]["phantom"]["pairs"]["small-seed0"]["runs"]
+    assert calls == ["identity", "affine"] and not on_disk["complete"]
+    assert {"identity", "cidir", "sitk"} <= set(runs) and runs["cidir"]["metrics"] == run[
+        "metrics"]
+    assert "Incomplete: 3 of 4 planned runs" in doc.read_text()
+
     # a call naming other methods keeps the finished runs of the ones it does not name
     main(["--tiny", "--resume", "--tasks", "phantom", "--methods", "identity",
           "--no-baselines", "--out", str(out), "--doc", str(doc)])
     last = json.loads((out / "benchmarks-tiny.json").read_text())["tasks"]["phantom"]
     assert list(last["pairs"]["small-seed0"]["runs"]) == ["identity", "cidir", "sitk"]
-    assert last["planned_methods"] == ["identity", "cidir", "sitk"]
+    assert last["planned_methods"] == ["identity", "affine", "cidir", "sitk"]
 
 
 def test_report_marks_incomplete_tasks(tmp_path):
