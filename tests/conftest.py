@@ -35,3 +35,29 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def dirlab_download(tmp_path, monkeypatch):
+    """A small breathing phantom written as a DIR-LAB case 1 download (headerless int16
+    images and 1-based landmark files under name variants in subfolders); the case table is
+    patched to the phantom's grid. Returns (root folder, phantom)."""
+    import numpy as np
+
+    from cidir.data import dirlab
+    from cidir.data.phantom import make_phantom
+    from cidir.io.landmarks import write_points
+
+    phantom = make_phantom("small", seed=3)
+    grid = phantom.grid
+    monkeypatch.setitem(dirlab.CASES, 1, (grid.size, grid.spacing))
+    case_grid = dirlab.case_grid(1)
+    root = tmp_path / "download"
+    pack = root / "Case1Pack"
+    dirlab.write_dirlab_image(phantom.inhale.array, pack / "Images" / "case1_T00_s.img")
+    dirlab.write_dirlab_image(phantom.exhale.array, pack / "Images" / "case1_T50_s.img")
+    for phase, pts in (("T00", phantom.inhale_points), ("T50", phantom.exhale_points)):
+        voxel = np.round(grid.world_to_voxel(pts))  # DIR-LAB landmarks are whole voxels
+        write_points(pack / "ExtremePhases" / f"Case1_300_{phase}_xyz.txt",
+                     case_grid.voxel_to_world(voxel), grid=case_grid, format="dirlab")
+    return root, phantom

@@ -215,3 +215,26 @@ def test_report_marks_incomplete_tasks(tmp_path):
     text = (tmp_path / "b.md").read_text()
     assert "**Incomplete: 1 of 2 planned runs**" in text and "**interrupted**" in text
     assert "A 2-weight grid, not 11." in text and "# Full protocol" in text
+
+
+def test_runner_dirlab_task_on_a_download_layout(dirlab_download, tmp_path):
+    """--dirlab ROOT runs the DIR-LAB task on a download layout: threshold lung masks, α by
+    lung Dice, TRE on the case's landmark files (here a phantom written as case 1)."""
+    from benchmarks.run_benchmarks import main
+
+    root, phantom = dirlab_download
+    out, doc = tmp_path / "results", tmp_path / "benchmarks.md"
+    main(["--tiny", "--tasks", "dirlab", "--dirlab", str(root), "--methods", "cidir",
+          "--shared-data", str(tmp_path / "absent"), "--out", str(out), "--doc", str(doc)])
+    task = json.loads((out / "benchmarks-tiny.json").read_text())["tasks"]["dirlab"]
+    assert task["skipped"] is None and list(task["pairs"]) == ["case1"]
+    pair = task["pairs"]["case1"]
+    snapped = [np.round(phantom.grid.world_to_voxel(p)) * phantom.grid.spacing
+               for p in (phantom.inhale_points, phantom.exhale_points)]
+    before = np.linalg.norm(snapped[0] - snapped[1], axis=1).mean()
+    assert pair["before"]["tre_mm"] == pytest.approx(before, abs=1e-6)
+    identity, cidir = pair["runs"]["identity"], pair["runs"]["cidir"]
+    assert identity["ok"] and cidir["ok"], cidir.get("error")
+    assert identity["metrics"]["tre_mm"] == pytest.approx(before, abs=1e-6)
+    assert np.isfinite(cidir["metrics"]["tre_snapped_mm"]) and cidir["metrics"]["dice_sel"] > 0
+    assert "## DIR-LAB 4DCT" in doc.read_text() and "| `cidir` |" in doc.read_text()

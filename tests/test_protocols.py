@@ -9,9 +9,7 @@ import numpy as np
 import pytest
 
 from cidir.cli.main import main
-from cidir.data import dirlab
 from cidir.data.phantom import make_phantom
-from cidir.io.landmarks import write_points
 
 TINY = ["--model-width", "32", "--training-iterations", "20", "--training-batch-size", "500",
         "--selection-num-alphas", "3", "--quiet"]
@@ -22,22 +20,12 @@ def phantom():
     return make_phantom("small", seed=3)
 
 
-def test_dirlab_protocol_on_a_download_layout(phantom, tmp_path, monkeypatch):
+def test_dirlab_protocol_on_a_download_layout(dirlab_download, tmp_path):
     """A phantom written as DIR-LAB case 1 (headerless int16 + 1-based landmark files, under
     name variants in subfolders) runs through the whole protocol: threshold lung masks,
     fit, selection by lung Dice, TRE continuous and snapped."""
+    root, phantom = dirlab_download
     grid = phantom.grid
-    monkeypatch.setitem(dirlab.CASES, 1, (grid.size, grid.spacing))
-    case_grid = dirlab.case_grid(1)
-    root = tmp_path / "download"
-    dirlab.write_dirlab_image(phantom.inhale.array, root / "Case1Pack" / "Images" /
-                              "case1_T00_s.img")
-    dirlab.write_dirlab_image(phantom.exhale.array, root / "Case1Pack" / "Images" /
-                              "case1_T50_s.img")
-    for phase, pts in (("T00", phantom.inhale_points), ("T50", phantom.exhale_points)):
-        voxel = np.round(grid.world_to_voxel(pts))  # DIR-LAB landmarks are whole voxels
-        write_points(root / "Case1Pack" / "ExtremePhases" / f"Case1_300_{phase}_xyz.txt",
-                     case_grid.voxel_to_world(voxel), grid=case_grid, format="dirlab")
     out = tmp_path / "run"
     assert main(["dirlab", "--root", str(root), "--case", "1", "--out", str(out), *TINY]) == 0
     summary = json.loads((out / "dirlab.json").read_text(encoding="utf-8"))
