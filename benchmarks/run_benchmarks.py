@@ -49,7 +49,10 @@ def mode_settings(mode: str) -> tuple[dict, TaskSpec]:
     full_grid = [round(0.1 * i, 1) for i in range(11)]
     if mode == "full":
         return ({"mode": mode, "cidir": {}, "grid_alphas": full_grid, "idir_alpha": 0.5,
-                 "elastix": {"iterations": 256, "resolutions": 4}, "ants": {},
+                 "elastix": {"iterations": 256, "resolutions": 4},
+                 # antsRegistrationSyN.sh's SyN schedule (shrink 8x4x2x1); the antspyx
+                 # default (40, 20, 0) never iterates at full resolution
+                 "ants": {"reg_iterations": [100, 70, 50, 20]},
                  "sitk": {"shrink": [4, 2, 1], "iterations": 50}}, TaskSpec())
     if mode == "quick":
         return ({"mode": mode, "cidir": {"training.iterations": 100},
@@ -88,12 +91,17 @@ def machine_info() -> dict:
     return info
 
 
-def run_key(mode: str, task: str, pair: str, method: str, settings: dict,
-            spec: TaskSpec) -> str:
+#: the settings each method's result depends on (a run is reused only if they are unchanged)
+METHOD_SETTINGS = {"cidir": ("cidir",), "idir": ("cidir", "idir_alpha"),
+                   "idir-grid": ("cidir", "grid_alphas"), "elastix": ("elastix", "grid_alphas"),
+                   "ants": ("ants",), "sitk": ("sitk",)}
+
+
+def run_key(mode: str, task: str, pair: str, method: str, settings: dict) -> str:
     """Identity of one (method, pair) run: a result is reused (``--resume``) only under the
-    same key, i.e. the same mode, task, pair, method, settings and task sizes."""
-    blob = json.dumps([mode, task, pair, method, settings, spec.__dict__], sort_keys=True,
-                      default=list)
+    same key, i.e. the same mode, task, pair, method and the settings that method uses."""
+    own = {k: settings.get(k) for k in METHOD_SETTINGS.get(method, ())}
+    blob = json.dumps([mode, task, pair, method, own], sort_keys=True)
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:16]
 
 
@@ -239,7 +247,7 @@ def main(argv=None) -> int:
                     continue
                 runs = {m: r for m, r in old_pair.get("runs", {}).items() if m in kept_methods
                         and r.get("ok") and r.get("run_key") == run_key(
-                            mode, task, pair.name, m, settings, spec)}
+                            mode, task, pair.name, m, settings)}
                 if runs:
                     entry["pairs"][pair.name] = {**old_pair, "runs": runs}
             for pair in pairs:
@@ -249,7 +257,7 @@ def main(argv=None) -> int:
                 pe = entry["pairs"].setdefault(pair.name, {"runs": {}})
                 pe.update(info=pair.info, before=before_registration(pair))
                 for method in methods:
-                    key = run_key(mode, task, pair.name, method, settings, spec)
+                    key = run_key(mode, task, pair.name, method, settings)
                     if key in previous:
                         pe["runs"][method] = {**previous[key], "reused": True}
                         reused += 1

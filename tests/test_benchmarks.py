@@ -238,3 +238,19 @@ def test_runner_dirlab_task_on_a_download_layout(dirlab_download, tmp_path):
     assert identity["metrics"]["tre_mm"] == pytest.approx(before, abs=1e-6)
     assert np.isfinite(cidir["metrics"]["tre_snapped_mm"]) and cidir["metrics"]["dice_sel"] > 0
     assert "## DIR-LAB 4DCT" in doc.read_text() and "| `cidir` |" in doc.read_text()
+
+
+def test_run_key_depends_only_on_the_methods_own_settings():
+    from benchmarks.run_benchmarks import mode_settings, run_key
+
+    settings, _ = mode_settings("full")
+    keys = {m: run_key("full", "phantom", "p", m, settings)
+            for m in ("identity", "cidir", "idir", "idir-grid", "elastix", "ants", "sitk")}
+    new_ants = {**settings, "ants": {"reg_iterations": [1]}}
+    new_cidir = {**settings, "cidir": {"training.iterations": 5}}
+    changed = {m for m in keys if run_key("full", "phantom", "p", m, new_ants) != keys[m]}
+    assert changed == {"ants"}
+    changed = {m for m in keys if run_key("full", "phantom", "p", m, new_cidir) != keys[m]}
+    assert changed == {"cidir", "idir", "idir-grid"}
+    assert run_key("quick", "phantom", "p", "cidir", settings) != keys["cidir"]
+    assert run_key("full", "phantom", "q", "cidir", settings) != keys["cidir"]

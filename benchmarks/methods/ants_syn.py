@@ -1,9 +1,11 @@
 """ANTs SyN (antspyx): ``ants.registration(fixed, moving, "SyNOnly")`` on the moving image
-pre-aligned by the common affine (inside the fixed mask when there is one), default SyN
-settings. The forward transforms are composed by ``ants.apply_transforms(..., compose=)``
-into one displacement field on the fixed grid: for images it maps moving → fixed, i.e. as a
-field its vectors go from fixed point x to moving point x + u(x) (mm, LPS) — the common
-convention (checked on a known translation in tests/test_benchmarks.py).
+pre-aligned by the common affine (inside the fixed mask when there is one), with the
+mode's ``settings["ants"]`` (full: ``reg_iterations`` 100x70x50x20 at shrink 8x4x2x1, as
+antsRegistrationSyN.sh; quick: the antspyx default 40x20x0). The forward transforms are
+composed by ``ants.apply_transforms(..., compose=)`` into one displacement field on the
+fixed grid: for images it maps moving → fixed, i.e. as a field its vectors go from fixed
+point x to moving point x + u(x) (mm, LPS) — the common convention (checked on a known
+translation in tests/test_benchmarks.py).
 """
 
 from __future__ import annotations
