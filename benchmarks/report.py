@@ -232,6 +232,14 @@ def _report_lines(report: dict, json_name: str) -> list[str]:
         "indicative.",
         "", "Settings:", "",
     ] + _settings_lines(s)
+    calls = report.get("calls", [])
+    if len(calls) > 1:
+        lines += ["", f"The runs of these tables come from {len(calls)} calls (`--resume`):", ""]
+        for c in calls:
+            end = (c.get("finished_utc") or "interrupted")[:19]
+            lines.append(f"- `{c['command']}` ({c['started_utc'][:19]} → {end} UTC, code "
+                         f"{c.get('code_version') or 'unknown'}): {c.get('runs_done', '?')} "
+                         f"runs done, {c.get('runs_reused', '?')} reused")
     if report["mode"] != "full":
         lines += ["", f"**{report['mode']} mode**: fewer pairs, fewer iterations and a smaller "
                   "weight grid than the full protocol (see `settings` and `task_spec` in the "

@@ -197,9 +197,10 @@ def main(argv=None) -> int:
     out_dir.mkdir(parents=True, exist_ok=True)
     previous_path = results_path(out_dir, mode)
     previous = load_previous(previous_path) if args.resume else {}
-    old_tasks = {}
+    old_report = {}
     if args.resume and previous_path.is_file():
-        old_tasks = json.loads(previous_path.read_text(encoding="utf-8")).get("tasks", {})
+        old_report = json.loads(previous_path.read_text(encoding="utf-8"))
+    old_tasks = old_report.get("tasks", {})
     skipped_methods = {m: r for m in args.methods if (r := method_registry.available(m))}
     for m, r in skipped_methods.items():
         print(f"[skip] method {m}: {r}", flush=True)
@@ -208,6 +209,11 @@ def main(argv=None) -> int:
                     "machine": machine_info(), "code_version": version, "settings": settings,
                     "task_spec": spec.__dict__, "skipped_methods": skipped_methods,
                     "complete": False, "tasks": {}}
+    # every call that contributed runs to this file (--resume), this one last
+    this_call = {"command": command, "started_utc": report["started_utc"],
+                 "finished_utc": None, "code_version": version, "runs_done": 0,
+                 "runs_reused": 0}
+    report["calls"] = old_report.get("calls", []) + [this_call]
     # in the protocol's order: the tasks of this call, and (--resume) the others kept
     for task in TASKS:
         if task in args.tasks:
@@ -261,6 +267,7 @@ def main(argv=None) -> int:
                     if key in previous:
                         pe["runs"][method] = {**previous[key], "reused": True}
                         reused += 1
+                        this_call["runs_reused"] += 1
                         print(f"[{task} {pair.name}] {method}: reused from "
                               f"{previous[key].get('finished_utc', '?')}", flush=True)
                         continue
@@ -270,6 +277,7 @@ def main(argv=None) -> int:
                     r.update(run_key=key, code_version=version, finished_utc=dt.datetime.now(
                         dt.timezone.utc).isoformat(timespec="seconds"))
                     pe["runs"][method] = r
+                    this_call["runs_done"] += 1
                     status = "ok" if r.get("ok") else f"FAILED {r.get('error')}"
                     print(f"[{task} {pair.name}] {method}: {status} "
                           f"({r['subprocess_seconds']:.1f} s)", flush=True)
@@ -285,6 +293,7 @@ def main(argv=None) -> int:
     report["total_seconds"] = time.perf_counter() - t_all
     report["reused_runs"] = reused
     report["finished_utc"] = dt.datetime.now(dt.timezone.utc).isoformat()
+    this_call["finished_utc"] = report["finished_utc"]
     report["complete"] = True
     write_outputs(report, out_dir, doc)
     print(f"wrote {results_path(out_dir, mode)} and {doc} "

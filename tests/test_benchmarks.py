@@ -170,6 +170,10 @@ def test_runner_tiny_phantom(tmp_path, monkeypatch):
     runs = again["tasks"]["phantom"]["pairs"]["small-seed0"]["runs"]
     assert runs["cidir"]["reused"] and runs["cidir"]["metrics"] == run["metrics"]
     assert runs["sitk"]["ok"] and not runs["sitk"].get("reused")
+    calls = again["calls"]
+    assert [(c["runs_done"], c["runs_reused"]) for c in calls] == [(1, 0), (0, 0), (1, 1)]
+    assert "--methods cidir sitk" in calls[-1]["command"] and calls[-1]["finished_utc"]
+    assert "come from 3 calls" in doc.read_text()
     # a call interrupted after its first run leaves a file with every earlier run in it
     real_run_one, calls = runner.run_one, []
 
