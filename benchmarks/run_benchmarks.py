@@ -106,11 +106,15 @@ def run_key(mode: str, task: str, pair: str, method: str, settings: dict) -> str
 
 
 def code_version() -> str | None:
-    """The git commit of this checkout (with ``+dirty`` for uncommitted changes), or None."""
+    """The git commit of this checkout, with ``+dirty`` for uncommitted changes to the code
+    (src/, benchmarks/ but not its results, pyproject.toml; the doc this runner writes does
+    not count), or None outside git."""
     try:
         head = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=ROOT,
                               capture_output=True, text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--",
+                                "src", "benchmarks", "pyproject.toml",
+                                ":(exclude)benchmarks/results"],
                                cwd=ROOT, capture_output=True, text=True).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return None
