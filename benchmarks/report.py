@@ -20,6 +20,8 @@ METRICS = ("tre_mm", "tre_snapped_mm", "field_error_mm", "dice_sel", "dice_eval"
 RUN_FIGURES = ("method_wall_seconds", "register_seconds", "select_seconds", "peak_rss_mb",
                "delta_rss_mb")
 PEERS = ("elastix", "ants", "sitk")
+#: the compared methods of the protocol (baselines aside), in table order
+PROTOCOL_METHODS = ("cidir", "idir", "idir-grid", "elastix", "ants", "sitk")
 
 # per task: (metric key, column title, higher is better)
 COLUMNS = {
@@ -254,11 +256,20 @@ def _report_lines(report: dict, json_name: str) -> list[str]:
     if report.get("skipped_methods"):
         lines += ["", "Skipped methods: " + "; ".join(
             f"`{k}`: {v}" for k, v in report["skipped_methods"].items())]
+    absent = [TITLES[t] for t in TITLES if t not in report["tasks"]]
+    if absent:
+        lines += ["", "Tasks not run in this mode: " + "; ".join(absent) + "."]
     for task, entry in report["tasks"].items():
         lines += ["", f"## {TITLES[task]}", ""]
         if entry.get("skipped"):
             lines.append(f"Skipped: {entry['skipped']}.")
             continue
+        missing = [f"`{mm}`" for mm in PROTOCOL_METHODS
+                   if mm not in entry.get("planned_methods", PROTOCOL_METHODS)
+                   and mm not in report.get("skipped_methods", {})]
+        if missing:
+            lines += [f"**Not run on this task**: {', '.join(missing)} (no call named them; "
+                      "`--resume --methods ...` adds them).", ""]
         done, planned = coverage(entry)
         if planned and done < planned:
             lines += [f"**Incomplete: {done} of {planned} planned runs** (pairs × methods) "

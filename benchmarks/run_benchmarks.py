@@ -35,11 +35,10 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from benchmarks import methods as method_registry  # noqa: E402
-from benchmarks.report import aggregate, write_markdown  # noqa: E402
+from benchmarks.report import PROTOCOL_METHODS, aggregate, write_markdown  # noqa: E402
 from benchmarks.tasks import TASKS, TaskSpec, build  # noqa: E402
 
 MODES = ("full", "quick", "tiny")
-PEERS_AND_INR = ("cidir", "idir", "idir-grid", "elastix", "ants", "sitk")
 BASELINES_FOR = {"phantom": ("identity",), "lung-mri": ("identity", "affine"),
                  "brain2d": ("identity",), "dirlab": ("identity",)}
 
@@ -175,7 +174,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--quick", action="store_true", help="reduced sizes (< 15 min on 2 cores)")
     p.add_argument("--tiny", action="store_true", help="smoke-test sizes (tests only)")
     p.add_argument("--tasks", nargs="+", default=list(TASKS), choices=TASKS)
-    p.add_argument("--methods", nargs="+", default=list(PEERS_AND_INR),
+    p.add_argument("--methods", nargs="+", default=list(PROTOCOL_METHODS),
                    choices=list(method_registry.METHODS))
     p.add_argument("--dirlab", default=None, help="DIR-LAB image folder (task dirlab)")
     p.add_argument("--shared-data", default=str(ROOT.parent / "shared" / "data"))

@@ -219,6 +219,8 @@ def test_report_marks_incomplete_tasks(tmp_path):
     text = (tmp_path / "b.md").read_text()
     assert "**Incomplete: 1 of 2 planned runs**" in text and "**interrupted**" in text
     assert "A 2-weight grid, not 11." in text and "# Full protocol" in text
+    assert "**Not run on this task**: `idir`, `idir-grid`, `elastix`, `ants`, `sitk`" in text
+    assert "Tasks not run in this mode: Lung MRI" in text
 
 
 def test_runner_dirlab_task_on_a_download_layout(dirlab_download, tmp_path):
