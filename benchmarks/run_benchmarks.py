@@ -59,7 +59,7 @@ def mode_settings(mode: str) -> tuple[dict, TaskSpec]:
                  "idir_alpha": 0.5, "elastix": {"iterations": 100, "resolutions": 3},
                  "ants": {"reg_iterations": [40, 20, 0]},
                  "sitk": {"shrink": [4, 2, 1], "iterations": 30}},
-                TaskSpec(phantom_size="small", phantom_seeds=(0,), lung_pairs=2, brain_pairs=3,
+                TaskSpec(phantom_size="small", phantom_seeds=(0,), lung_pairs=2, brain_pairs=2,
                          dirlab_cases=(1,)))
     if mode == "tiny":
         return ({"mode": mode, "grid_alphas": [0.0, 1.0], "idir_alpha": 0.5,
