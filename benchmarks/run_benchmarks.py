@@ -144,14 +144,18 @@ def results_path(out_dir: Path, mode: str) -> Path:
     return out_dir / f"benchmarks-{mode}.json"
 
 
-def load_previous(path: Path) -> dict[str, dict]:
-    """Finished runs of an earlier results file by run key (``--resume``); {} if none."""
+def load_previous(path: Path) -> dict:
+    """The earlier results file of this mode (``--resume``); {} if there is none."""
     if not path.is_file():
         return {}
     try:
-        report = json.loads(path.read_text(encoding="utf-8"))
+        return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as exc:
         raise SystemExit(f"--resume: cannot read {path}: {exc}") from exc
+
+
+def finished_runs(report: dict) -> dict[str, dict]:
+    """The finished runs of a results file by run key."""
     return {run["run_key"]: run for task in report.get("tasks", {}).values()
             for pair in task.get("pairs", {}).values() for run in pair.get("runs", {}).values()
             if run.get("ok") and run.get("run_key")}
@@ -163,8 +167,8 @@ def write_outputs(report: dict, out_dir: Path, doc: Path) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(report, indent=1, default=float), encoding="utf-8")
     os.replace(tmp, path)
-    reports = [json.loads(p.read_text(encoding="utf-8")) for p in
-               (results_path(out_dir, m) for m in MODES) if p.is_file()]
+    reports = [report if m == report["mode"] else json.loads(p.read_text(encoding="utf-8"))
+               for m in MODES if (p := results_path(out_dir, m)).is_file()]
     write_markdown(reports, doc, [os.path.relpath(results_path(out_dir, r["mode"]), ROOT)
                                   for r in reports])
 
@@ -199,10 +203,8 @@ def main(argv=None) -> int:
     out_dir, doc = Path(args.out), Path(args.doc)
     out_dir.mkdir(parents=True, exist_ok=True)
     previous_path = results_path(out_dir, mode)
-    previous = load_previous(previous_path) if args.resume else {}
-    old_report = {}
-    if args.resume and previous_path.is_file():
-        old_report = json.loads(previous_path.read_text(encoding="utf-8"))
+    old_report = load_previous(previous_path) if args.resume else {}
+    previous = finished_runs(old_report)
     old_tasks = old_report.get("tasks", {})
     skipped_methods = {m: r for m in args.methods if (r := method_registry.available(m))}
     for m, r in skipped_methods.items():
@@ -223,7 +225,6 @@ def main(argv=None) -> int:
             report["tasks"][task] = {"pairs": {}, "skipped": None}
         elif task in old_tasks:
             report["tasks"][task] = old_tasks[task]
-    reused = 0
     with tempfile.TemporaryDirectory(prefix="cidir-bench-pairs-") as tmp:
         work = Path(tmp)
         settings_path = work / "settings.json"
@@ -254,9 +255,8 @@ def main(argv=None) -> int:
                 old_pair = old_entry.get("pairs", {}).get(pair.name)
                 if old_pair is None:
                     continue
-                runs = {m: r for m, r in old_pair.get("runs", {}).items() if m in kept_methods
-                        and r.get("ok") and r.get("run_key") == run_key(
-                            mode, task, pair.name, m, settings)}
+                runs = {m: previous[key] for m in kept_methods
+                        if (key := run_key(mode, task, pair.name, m, settings)) in previous}
                 if runs:
                     entry["pairs"][pair.name] = {**old_pair, "runs": runs}
             for pair in pairs:
@@ -269,7 +269,6 @@ def main(argv=None) -> int:
                     key = run_key(mode, task, pair.name, method, settings)
                     if key in previous:
                         pe["runs"][method] = {**previous[key], "reused": True}
-                        reused += 1
                         this_call["runs_reused"] += 1
                         print(f"[{task} {pair.name}] {method}: reused from "
                               f"{previous[key].get('finished_utc', '?')}", flush=True)
@@ -294,7 +293,7 @@ def main(argv=None) -> int:
             entry["seconds"] = time.perf_counter() - t_task
             entry["summary"] = aggregate(entry)
     report["total_seconds"] = time.perf_counter() - t_all
-    report["reused_runs"] = reused
+    report["reused_runs"] = reused = this_call["runs_reused"]
     report["finished_utc"] = dt.datetime.now(dt.timezone.utc).isoformat()
     this_call["finished_utc"] = report["finished_utc"]
     report["complete"] = True
