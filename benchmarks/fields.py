@@ -13,14 +13,12 @@ import numpy as np
 import SimpleITK as sitk
 
 from cidir.alignment import sitk_transform_from_matrix
-from cidir.geometry import Grid, Image
+from cidir.geometry import Grid, Image, apply_affine
 
 
 def field_image(field: np.ndarray, grid: Grid) -> sitk.Image:
     """A float64 vector ``sitk.Image`` on ``grid`` from a (grid.shape + (D,)) array in mm."""
-    img = sitk.GetImageFromArray(np.ascontiguousarray(field, dtype=np.float64), isVector=True)
-    grid.apply_to_sitk(img)
-    return img
+    return grid.to_sitk(np.asarray(field, dtype=np.float64), vector=True)
 
 
 def field_array(image: sitk.Image) -> np.ndarray:
@@ -37,8 +35,7 @@ def affine_field(matrix: np.ndarray, grid: Grid) -> np.ndarray:
     """u(x) = A x + t − x on ``grid`` for a fixed → moving matrix (mm)."""
     d = grid.ndim
     world = grid.world_points().reshape(-1, d)
-    mapped = world @ np.asarray(matrix)[:d, :d].T + np.asarray(matrix)[:d, d]
-    return (mapped - world).reshape(grid.shape + (d,))
+    return (apply_affine(matrix, world) - world).reshape(grid.shape + (d,))
 
 
 def compose_with_affine(field: np.ndarray, matrix: np.ndarray, grid: Grid) -> np.ndarray:
@@ -47,8 +44,7 @@ def compose_with_affine(field: np.ndarray, matrix: np.ndarray, grid: Grid) -> np
     d = grid.ndim
     world = grid.world_points().reshape(-1, d)
     inner = world + np.asarray(field, np.float64).reshape(-1, d)
-    mapped = inner @ np.asarray(matrix)[:d, :d].T + np.asarray(matrix)[:d, d]
-    return (mapped - world).reshape(grid.shape + (d,))
+    return (apply_affine(matrix, inner) - world).reshape(grid.shape + (d,))
 
 
 def resample_to_fixed(moving: Image, fixed_grid: Grid, matrix: np.ndarray,

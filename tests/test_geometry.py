@@ -201,3 +201,109 @@ def test_invalid_grids_raise(kwargs):
     base.update(kwargs)
     with pytest.raises(ValueError):
         Grid(**base)
+
+
+@pytest.mark.parametrize("name", GRID_IDS)
+def test_cube_frame_is_grid_sample_coordinates(name):
+    """CUBE: voxel 0 ↔ -1 and voxel size - 1 ↔ +1 per axis; grid_sample (align_corners=True)
+    at the cube coordinates of a voxel centre reads that voxel; voxel ↔ cube round-trips."""
+    grid = GRIDS[name]
+    corners = np.array(list(itertools.product(*[(0, s - 1) for s in grid.size])), float)
+    cube = grid.voxel_to_cube(corners)
+    np.testing.assert_allclose(np.abs(cube), 1.0, atol=1e-12)
+    voxel = _random_voxels(grid, seed=4)
+    np.testing.assert_allclose(grid.cube_to_voxel(grid.voxel_to_cube(voxel)), voxel, atol=1e-12)
+    values = np.arange(grid.num_voxels, dtype=np.float64).reshape(grid.shape)
+    idx = grid.voxel_indices(np.array([0, 3, grid.num_voxels - 1]))
+    c = torch.as_tensor(grid.voxel_to_cube(idx.astype(float)), dtype=torch.float64)
+    shape = (1,) * (grid.ndim - 1) + (1, -1, grid.ndim)
+    read = torch.nn.functional.grid_sample(torch.as_tensor(values)[None, None], c.view(*shape),
+                                           align_corners=True).reshape(-1)
+    np.testing.assert_allclose(read.numpy(), values.reshape(-1)[[0, 3, grid.num_voxels - 1]])
+
+
+def test_cube_frame_size_one_axis():
+    """A size-1 axis uses 1 as the cube denominator (voxel 0 ↔ -1), as the sampler does."""
+    grid = Grid((4, 1), (1.0, 2.0), (0.0, 0.0), (1.0, 0.0, 0.0, 1.0))
+    np.testing.assert_allclose(grid.voxel_to_cube(np.array([[3.0, 0.0]])), [[1.0, -1.0]])
+    maps = grid.maps("cpu", torch.float32)
+    np.testing.assert_allclose(maps.cube_denominator.numpy(), [3.0, 1.0])
+
+
+@pytest.mark.parametrize("name", GRID_IDS)
+def test_maps_match_numpy_and_are_cached(name):
+    """Grid.maps: the same conversions as the numpy methods, one object per device/dtype."""
+    grid = GRIDS[name]
+    maps = grid.maps("cpu", torch.float64)
+    assert grid.maps(torch.device("cpu"), torch.float64) is maps
+    assert grid.maps("cpu", torch.float32) is not maps
+    voxel = _random_voxels(grid, seed=5)
+    world = grid.voxel_to_world(voxel)
+    tw = maps.voxel_to_world(torch.as_tensor(voxel))
+    np.testing.assert_allclose(tw.numpy(), world, atol=1e-12)
+    np.testing.assert_allclose(maps.world_to_voxel(tw).numpy(), voxel, atol=1e-10)
+    np.testing.assert_allclose(maps.world_to_network(tw).numpy(), grid.world_to_network(world),
+                               atol=1e-12)
+    np.testing.assert_allclose(maps.network_to_world(maps.world_to_network(tw)).numpy(), world,
+                               atol=1e-10)
+    np.testing.assert_allclose(maps.voxel_to_cube(torch.as_tensor(voxel)).numpy(),
+                               grid.voxel_to_cube(voxel), atol=1e-12)
+    inside = maps.inside(torch.as_tensor(np.array([[-0.5] * grid.ndim, [-0.51] * grid.ndim])))
+    assert inside.tolist() == [True, False]
+
+
+@pytest.mark.parametrize("name", GRID_IDS)
+def test_to_sitk_scalar_and_vector(name):
+    """to_sitk: the array on the grid, scalar or vector; a wrong shape is refused."""
+    grid = GRIDS[name]
+    scalar = np.arange(grid.num_voxels, dtype=np.int16).reshape(grid.shape)
+    image = grid.to_sitk(scalar)
+    assert Grid.from_sitk(image) == grid
+    np.testing.assert_array_equal(sitk.GetArrayFromImage(image), scalar)
+    field = np.random.default_rng(6).normal(size=grid.shape + (grid.ndim,))
+    vector = grid.to_sitk(field, vector=True)
+    assert vector.GetNumberOfComponentsPerPixel() == grid.ndim and Grid.from_sitk(vector) == grid
+    np.testing.assert_array_equal(sitk.GetArrayFromImage(vector), field)
+    with pytest.raises(ValueError):
+        grid.to_sitk(field)
+    with pytest.raises(ValueError):
+        grid.to_sitk(scalar, vector=True)
+
+
+def test_apply_affine_numpy_and_torch():
+    """apply_affine(M, x) = A x + t on numpy and torch points (torch keeps dtype and device);
+    homogeneous / affine_parts are inverse."""
+    from cidir.geometry.affine import affine_parts, apply_affine, homogeneous, linear_determinant
+
+    a = _rotation_3d((0.1, 0.2, 0.3)) * np.array([1.0, 2.0, 0.5])
+    t = np.array([1.0, -2.0, 3.5])
+    m = homogeneous(a, t)
+    la, lt = affine_parts(m)
+    np.testing.assert_array_equal(la, a)
+    np.testing.assert_array_equal(lt, t)
+    assert linear_determinant(m) == pytest.approx(1.0)
+    x = np.random.default_rng(7).normal(size=(5, 3))
+    np.testing.assert_allclose(apply_affine(m, x), x @ a.T + t, atol=1e-12)
+    tx = apply_affine(m, torch.as_tensor(x, dtype=torch.float32))
+    assert tx.dtype == torch.float32
+    np.testing.assert_allclose(tx.numpy(), x @ a.T + t, atol=1e-5)
+
+
+def test_phantom_style_helpers():
+    """centered: the centre voxel at the given world point; region keeps world positions;
+    voxel_step, half_extent, mm_to_voxel_steps, spacing_zyx and vectors_to_voxel_axes."""
+    rot = _rotation_3d((0.2, 0.0, -0.3))
+    grid = Grid.centered((5, 4, 3), (1.0, 2.0, 3.0), (10.0, 20.0, 30.0), tuple(rot.ravel()))
+    np.testing.assert_allclose(grid.center, [10.0, 20.0, 30.0], atol=1e-12)
+    sub = grid.region((1, 2, 0), (2, 1, 3))
+    np.testing.assert_allclose(sub.world_points(), grid.voxel_to_world(
+        np.array([[1, 2, 0], [2, 2, 0], [1, 2, 1], [2, 2, 1], [1, 2, 2], [2, 2, 2]], float)),
+        atol=1e-12)
+    np.testing.assert_allclose(grid.voxel_step(2), grid.voxel_to_world(np.array([0, 0, 1.0]))
+                               - grid.voxel_to_world(np.zeros(3)), atol=1e-12)
+    np.testing.assert_allclose(grid.half_extent, [2.0, 3.0, 3.0])
+    np.testing.assert_allclose(grid.mm_to_voxel_steps(np.array([2.0, 2.0, 6.0])), [2, 1, 2])
+    assert grid.spacing_zyx == (3.0, 2.0, 1.0)
+    v = np.random.default_rng(8).normal(size=(4, 3))
+    np.testing.assert_allclose(grid.vectors_to_voxel_axes(v) @ rot.T, v, atol=1e-12)
+    assert grid.direction_column_major == tuple(rot.T.ravel())

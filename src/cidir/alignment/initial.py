@@ -26,6 +26,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from cidir.errors import InputError
+from cidir.geometry.affine import affine_parts, homogeneous
 from cidir.geometry.image import Image
 from cidir.io.atomic import atomic_path
 
@@ -54,14 +55,6 @@ MASK_DILATION_MM = 10.0
 
 
 # ---------------------------------------------------------------------- matrices
-def _homogeneous(matrix: np.ndarray, offset: np.ndarray) -> np.ndarray:
-    d = len(offset)
-    m = np.eye(d + 1)
-    m[:d, :d] = matrix
-    m[:d, d] = offset
-    return m
-
-
 def _linear_matrix(transform: sitk.Transform, ndim: int) -> np.ndarray:
     """Matrix of one linear, non-composite transform (fixed → moving, mm)."""
     t = transform.Downcast()
@@ -70,16 +63,16 @@ def _linear_matrix(transform: sitk.Transform, ndim: int) -> np.ndarray:
         a = np.asarray(t.GetMatrix(), dtype=np.float64).reshape(ndim, ndim)
         c = np.asarray(t.GetCenter(), dtype=np.float64)
         tr = np.asarray(t.GetTranslation(), dtype=np.float64)
-        return _homogeneous(a, c + tr - a @ c)
+        return homogeneous(a, c + tr - a @ c)
     if isinstance(t, sitk.TranslationTransform):
-        return _homogeneous(np.eye(ndim), np.asarray(t.GetOffset(), dtype=np.float64))
+        return homogeneous(np.eye(ndim), np.asarray(t.GetOffset(), dtype=np.float64))
     # any other linear transform (identity, scale, ...): probe it at D+1 points
     origin = np.asarray(t.TransformPoint((0.0,) * ndim), dtype=np.float64)
     columns = [
         np.asarray(t.TransformPoint(tuple(np.eye(ndim)[j])), dtype=np.float64) - origin
         for j in range(ndim)
     ]
-    return _homogeneous(np.stack(columns, axis=1), origin)
+    return homogeneous(np.stack(columns, axis=1), origin)
 
 
 def _flatten(transform: sitk.Transform) -> list[sitk.Transform]:
@@ -131,11 +124,10 @@ def _check_matrix(matrix) -> np.ndarray:
 
 def sitk_transform_from_matrix(matrix) -> sitk.AffineTransform:
     """A ``sitk.AffineTransform`` (centre 0) with the same fixed → moving mapping (mm)."""
-    m = _check_matrix(matrix)
-    d = m.shape[0] - 1
-    transform = sitk.AffineTransform(d)
-    transform.SetMatrix(tuple(m[:d, :d].ravel()))
-    transform.SetTranslation(tuple(m[:d, d]))
+    linear, offset = affine_parts(_check_matrix(matrix))
+    transform = sitk.AffineTransform(len(offset))
+    transform.SetMatrix(tuple(linear.ravel()))
+    transform.SetTranslation(tuple(offset))
     return transform
 
 
@@ -183,9 +175,7 @@ def read_transform_matrix(path: str | os.PathLike, ndim: int) -> np.ndarray:
 # ---------------------------------------------------------------------- images
 def _float_image(image: Image) -> sitk.Image:
     """The image as a float32 SimpleITK image with its grid."""
-    out = sitk.GetImageFromArray(np.ascontiguousarray(image.array, dtype=np.float32))
-    image.grid.apply_to_sitk(out)
-    return out
+    return image.grid.to_sitk(np.asarray(image.array, dtype=np.float32))
 
 
 def _bin_factors(size, spacing, max_voxels: int) -> list[int]:
@@ -212,9 +202,9 @@ def _working_image(image: Image) -> sitk.Image:
 def _mask_image(mask: Image, dilation_mm: float = 0.0) -> sitk.Image:
     """A mask (nonzero = inside) as a uint8 SimpleITK image with its grid, dilated by a
     box of half-width ``dilation_mm`` (mm, rounded to whole voxels per axis)."""
-    out = sitk.GetImageFromArray(np.ascontiguousarray(mask.array != 0, dtype=np.uint8))
-    mask.grid.apply_to_sitk(out)
-    radius = [int(round(dilation_mm / s)) for s in mask.grid.spacing]
+    out = mask.grid.to_sitk(np.asarray(mask.array != 0, dtype=np.uint8))
+    steps = mask.grid.mm_to_voxel_steps(np.full(mask.ndim, dilation_mm))
+    radius = [int(round(float(s))) for s in steps]
     if any(radius):
         out = sitk.BinaryDilate(out, radius, sitk.sitkBox, 0, 1)
     return out
@@ -310,12 +300,12 @@ def _register(fixed: sitk.Image, moving: sitk.Image, initial: sitk.Transform,
 def _affine_from(transform: sitk.Transform, center, ndim: int) -> sitk.AffineTransform:
     """An AffineTransform with the mapping of ``transform`` (linear) and centre ``center``
     (mm): ``y = A (x - c) + c + t``."""
-    m = matrix_from_sitk_transform(transform, ndim)
-    a, c = m[:ndim, :ndim], np.asarray(center, dtype=np.float64)
+    a, t = affine_parts(matrix_from_sitk_transform(transform, ndim))
+    c = np.asarray(center, dtype=np.float64)
     affine = sitk.AffineTransform(ndim)
     affine.SetCenter(tuple(c))
     affine.SetMatrix(tuple(a.ravel()))
-    affine.SetTranslation(tuple(m[:ndim, ndim] - c + a @ c))
+    affine.SetTranslation(tuple(t - c + a @ c))
     return affine
 
 

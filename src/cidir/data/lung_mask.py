@@ -39,7 +39,7 @@ def threshold_lung_mask(ct: Image, threshold: float = -400.0,
     if count == 0:
         raise InputError(f"lung mask of {ct.source}: no air region inside the body below "
                          f"{threshold} HU; supply a mask")
-    voxel_ml = float(np.prod(ct.grid.spacing)) / 1000.0
+    voxel_ml = ct.grid.voxel_volume / 1000.0
     sizes = ndimage.sum_labels(np.ones_like(components), components, range(1, count + 1))
     order = np.argsort(sizes)[::-1]
     keep = [i + 1 for i in order[:2] if sizes[i] * voxel_ml >= min_volume_ml]

@@ -83,19 +83,15 @@ def phantom_grid(size: str = "small") -> Grid:
     if size not in PHANTOM_SIZES:
         raise ValueError(f"phantom size must be one of {sorted(PHANTOM_SIZES)}, found {size!r}")
     spec = PHANTOM_SIZES[size]
-    extent = (np.asarray(spec.size) - 1) * np.asarray(spec.spacing)
     # the grid's z centre is 10 mm below the anatomy centre (room for the inhale lung base)
-    origin = np.asarray(ANATOMY_CENTRE) - extent / 2 + np.array([0.0, 0.0, -10.0])
-    return Grid(spec.size, spec.spacing, tuple(origin), tuple(np.eye(3).ravel()))
+    center = np.asarray(ANATOMY_CENTRE) + np.array([0.0, 0.0, -10.0])
+    return Grid.centered(spec.size, spec.spacing, tuple(center))
 
 
 def _slab_points(grid: Grid, k0: int, k1: int) -> np.ndarray:
     """World points (N, 3) mm of the voxels in slices k0 <= k < k1, in array (C) order."""
-    m = grid.direction_matrix * np.asarray(grid.spacing)  # column j: step along voxel axis j
-    i, j, k = np.arange(grid.size[0]), np.arange(grid.size[1]), np.arange(k0, k1)
-    pts = (np.asarray(grid.origin) + k[:, None, None, None] * m[:, 2]
-           + j[None, :, None, None] * m[:, 1] + i[None, None, :, None] * m[:, 0])
-    return pts.reshape(-1, 3)
+    nxy = grid.size[0] * grid.size[1]
+    return grid.world_points(np.arange(k0 * nxy, k1 * nxy))
 
 
 def _render_phase(anatomy: Anatomy, grid: Grid, motion: BreathingMotion | None,
@@ -107,8 +103,8 @@ def _render_phase(anatomy: Anatomy, grid: Grid, motion: BreathingMotion | None,
     (odd, so that labels and mask come from the voxel centre).
     """
     centre = np.asarray(ANATOMY_CENTRE)
-    w = float(min(grid.spacing[:2]))
-    dz = grid.direction_matrix[:, 2] * grid.spacing[2]
+    w = float(min(grid.spacing[:2]))  # in-plane voxel size: the width of rendered edges
+    dz = grid.voxel_step(2)
     offsets = (np.arange(supersample) - (supersample - 1) / 2) / supersample
     nxy = grid.size[0] * grid.size[1]
     slab = max(1, _CHUNK_POINTS // (nxy * supersample))
@@ -189,11 +185,7 @@ def make_phantom(size: str = "small", seed: int = 0) -> Phantom:
 
 def field_to_sitk(field: np.ndarray, grid: Grid):
     """A (z, y, x, 3) mm field on ``grid`` as a ``sitkVectorFloat64`` image."""
-    import SimpleITK as sitk
-
-    image = sitk.GetImageFromArray(np.ascontiguousarray(field, dtype=np.float64), isVector=True)
-    grid.apply_to_sitk(image)
-    return image
+    return grid.to_sitk(np.asarray(field, dtype=np.float64), vector=True)
 
 
 def _points_csv(points: np.ndarray) -> str:

@@ -63,11 +63,12 @@ def make_synthetic_pair(ndim: int = 3, seed: int = 0, size: tuple[int, ...] | No
     grid = Grid(size, spacing, tuple(rng.uniform(-50, 50, ndim)), tuple(direction.ravel()))
     world = grid.world_points()
     half = grid.scale
-    extent = (np.asarray(size) - 1) * np.asarray(spacing) / 2  # half extent per voxel axis
+    centre = grid.center_voxel
+
     # blobs in the voxel-aligned box, placed via the grid so they follow the rotation
     def in_box(n: int, shrink: float) -> np.ndarray:
-        v = rng.uniform(-shrink, shrink, (n, ndim)) * extent / np.asarray(spacing)
-        return grid.voxel_to_world(v + (np.asarray(size) - 1) / 2)
+        offset_mm = rng.uniform(-shrink, shrink, (n, ndim)) * grid.half_extent
+        return grid.voxel_to_world(grid.mm_to_voxel_steps(offset_mm) + centre)
 
     blob_centers = in_box(num_blobs, 0.8)
     blob_widths = rng.uniform(0.08, 0.16, num_blobs) * half
@@ -92,7 +93,7 @@ def make_synthetic_pair(ndim: int = 3, seed: int = 0, size: tuple[int, ...] | No
             out[(r < 1) & (out == 0)] = k + 1
         return out
 
-    rel = (grid.world_to_voxel(world) - (np.asarray(size) - 1) / 2) / ((np.asarray(size) - 1) / 2)
+    rel = (grid.world_to_voxel(world) - centre) / centre
     mask = ((rel**2).sum(1) < 0.8**2).astype(np.uint8)
     shape = grid.shape
     return SyntheticPair(

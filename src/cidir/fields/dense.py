@@ -20,7 +20,6 @@ import torch
 from cidir.fields.sampling import ImageSampler, LabelSampler
 from cidir.fields.transform import ConditionedTransform
 from cidir.geometry import Grid, Image
-from cidir.losses.regularizers import jacobian_determinant
 
 Alpha = float | Sequence[float]
 
@@ -33,11 +32,12 @@ def _chunks(grid: Grid, chunk_size: int, device: torch.device,
     so that the CPU does not become the bottleneck of a GPU evaluation."""
     total = grid.num_voxels if flat is None else len(flat)
     flat_all = None if flat is None else torch.as_tensor(flat, device=device)
+    maps = grid.maps(device, torch.float64)
     for start in range(0, total, chunk_size):
         stop = min(start + chunk_size, total)
         idx = (torch.arange(start, stop, device=device) if flat_all is None
                else flat_all[start:stop])
-        world = grid.voxel_to_world(grid.voxel_indices(idx).to(torch.float64))
+        world = maps.voxel_to_world(grid.voxel_indices(idx).to(torch.float64))
         yield slice(start, stop), world.to(torch.float32)
 
 
@@ -64,11 +64,8 @@ def jacobian_determinant_map(transform: ConditionedTransform, alpha: Alpha,
     """det ∇φ(x) on ``grid`` (default: the fixed grid), shape grid.shape; ≤ 0 means folding."""
     grid = grid or transform.grid
     a = transform.alpha_tensor(alpha)
-    d = grid.ndim
-    affine_det = float(np.linalg.det(transform.init_matrix[:d, :d]))
     return _evaluate(grid, transform, chunk_size, 1, np.float32,
-                     lambda x: affine_det * jacobian_determinant(
-                         transform.displacement(x, a, order=1).jacobian))
+                     lambda x: transform.map_jet(x, a, order=1).jacobian_determinant())
 
 
 def _warp(transform: ConditionedTransform, image: Image, alpha: Alpha, grid: Grid | None,

@@ -2,7 +2,9 @@
 
 Points are world mm (LPS), tensors (B, D) in (x, y[, z]) order. As in ITK's resampling, a
 point is inside when its continuous voxel index lies in [-0.5, size - 0.5) on every axis
-(border voxels extend half a voxel); outside it reads 0, ITK's default pixel value.
+(border voxels extend half a voxel); outside it reads 0, ITK's default pixel value. The
+conversions world → voxel → ``grid_sample`` cube are the image grid's
+(:meth:`cidir.geometry.Grid.maps`, float32).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from cidir.geometry import Image
+from cidir.geometry.frames import Voxel, World
 
 
 class _GridSampler:
@@ -18,17 +21,13 @@ class _GridSampler:
         self.grid = image.grid
         self.device = torch.device(device)
         self.data = torch.as_tensor(image.array, dtype=dtype).to(self.device)
-        m = torch.as_tensor(self.grid.world_to_voxel_matrix, dtype=torch.float64)
-        d = self.grid.ndim
-        self._rotation = m[:d, :d].T.to(torch.float32).to(self.device)
-        self._offset = m[:d, d].to(torch.float32).to(self.device)
-        self._size = torch.as_tensor(self.grid.size, dtype=torch.float32, device=self.device)
+        self.maps = self.grid.maps(self.device, torch.float32)
 
-    def to_voxel(self, world: torch.Tensor) -> torch.Tensor:
-        return world @ self._rotation + self._offset
+    def to_voxel(self, world: World[torch.Tensor]) -> Voxel[torch.Tensor]:
+        return self.maps.world_to_voxel(world)
 
-    def inside(self, voxel: torch.Tensor) -> torch.Tensor:
-        return ((voxel >= -0.5) & (voxel < self._size - 0.5)).all(dim=-1)
+    def inside(self, voxel: Voxel[torch.Tensor]) -> torch.Tensor:
+        return self.maps.inside(voxel)
 
 
 class ImageSampler(_GridSampler):
@@ -38,12 +37,12 @@ class ImageSampler(_GridSampler):
         super().__init__(image, device, torch.float32)
         self._volume = self.data[None, None]  # (1, 1, [Z,] Y, X)
 
-    def __call__(self, world: torch.Tensor) -> torch.Tensor:
+    def __call__(self, world: World[torch.Tensor]) -> torch.Tensor:
+        """Intensities (B,) at world points (B, D) mm."""
         voxel = self.to_voxel(world)
-        denom = (self._size - 1).clamp_min(1.0)
-        normalized = 2.0 * voxel / denom - 1.0  # align_corners=True: -1 ↔ voxel 0
+        cube = self.maps.voxel_to_cube(voxel)
         shape = (1,) * (self.grid.ndim - 1) + (1, -1, self.grid.ndim)
-        values = F.grid_sample(self._volume, normalized.view(*shape), mode="bilinear",
+        values = F.grid_sample(self._volume, cube.view(*shape), mode="bilinear",
                                padding_mode="border", align_corners=True).reshape(-1)
         return values * self.inside(voxel).to(values.dtype)
 
@@ -59,10 +58,11 @@ class LabelSampler(_GridSampler):
             strides.append(strides[-1] * s)
         self._strides = torch.as_tensor(strides, dtype=torch.int64, device=self.device)
 
-    def __call__(self, world: torch.Tensor) -> torch.Tensor:
+    def __call__(self, world: World[torch.Tensor]) -> torch.Tensor:
+        """Labels (B,) int64 at world points (B, D) mm."""
         voxel = self.to_voxel(world)
         inside = self.inside(voxel)
         index = torch.floor(voxel + 0.5).clamp_min(0).to(torch.int64)
-        index = torch.minimum(index, (self._size - 1).to(torch.int64))
+        index = torch.minimum(index, (self.maps.size - 1).to(torch.int64))
         values = self._flat[(index * self._strides).sum(dim=-1)]
         return torch.where(inside, values, torch.zeros_like(values))

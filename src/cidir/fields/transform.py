@@ -5,6 +5,10 @@ from the fixed grid's network frame (isotropic scale, so ∇u is the same in bot
 second derivatives scale by 1/scale); (A, t) is an optional initial affine alignment
 fixed → moving (identity by default). φ maps fixed points to moving points: the moving image
 is sampled at φ(x) (the resampling convention of ITK).
+
+:meth:`ConditionedTransform.map_jet` (and :meth:`~ConditionedTransform.map_jet_groups` for
+the training batches) is the one place where φ and the derivatives of u are assembled; the
+trainer, the dense evaluators and the α search all call it.
 """
 
 from __future__ import annotations
@@ -14,8 +18,11 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from cidir.geometry import Grid
-from cidir.models import DeformationModel, Jet
+from cidir.geometry import Grid, GridMaps, apply_affine
+from cidir.geometry.affine import linear_determinant
+from cidir.geometry.frames import Network, World
+from cidir.geometry.kinematics import Jet, MapJet
+from cidir.models import DeformationModel
 
 
 class ConditionedTransform:
@@ -32,8 +39,8 @@ class ConditionedTransform:
         if self.init_matrix.shape != (d + 1, d + 1):
             raise ValueError(f"init_matrix: expected shape {(d + 1, d + 1)}, "
                              f"found {self.init_matrix.shape}")
-        self._center = torch.as_tensor(grid.center, dtype=torch.float32)
-        self._scale = float(grid.scale)
+        #: det A of the initial affine: det ∇φ = linear_det · det(I + ∇u)
+        self.linear_det = linear_determinant(self.init_matrix)
 
     @property
     def device(self) -> torch.device:
@@ -59,34 +66,71 @@ class ConditionedTransform:
             raise ValueError(f"α: expected values in [0, 1], found {a.flatten().tolist()}")
         return a.to(self.device)
 
-    def to_network(self, world: torch.Tensor) -> torch.Tensor:
-        return (world - self._center.to(world.device)) / self._scale
+    def maps(self, device: torch.device) -> GridMaps:
+        """The fixed grid's frame maps on ``device`` (float32, the network's dtype)."""
+        return self.grid.maps(device, torch.float32)
 
-    def displacement(self, world: torch.Tensor, alpha: torch.Tensor | None, order: int = 0,
-                     repeats: torch.Tensor | None = None) -> Jet:
+    def to_network(self, world: World[torch.Tensor]) -> Network[torch.Tensor]:
+        return self.maps(world.device).world_to_network(world)
+
+    def displacement(self, world: World[torch.Tensor], alpha: torch.Tensor | None,
+                     order: int = 0, repeats: torch.Tensor | None = None) -> Jet:
         """u at world points (B, D) float32: value in mm, Jacobian ∂u_i/∂x_j (dimensionless),
         second derivatives in mm⁻¹. ``alpha``: (1 or G, K) tensor (see DeformationModel)."""
-        jet = self.model(self.to_network(world), alpha, order, repeats)
-        value = jet.value * self._scale
-        hessian = jet.hessian / self._scale if jet.hessian is not None else None
+        maps = self.maps(world.device)
+        jet = self.model(maps.world_to_network(world), alpha, order, repeats)
+        value = jet.value * maps.scale
+        hessian = jet.hessian / maps.scale if jet.hessian is not None else None
         return Jet(value, jet.jacobian, hessian)
 
-    def apply_init(self, points: torch.Tensor) -> torch.Tensor:
+    def apply_init(self, points: World[torch.Tensor]) -> World[torch.Tensor]:
         """(A, t) applied to world points (B, D) (identity when there is no initial affine)."""
         if not self.has_init:
             return points
-        m = torch.as_tensor(self.init_matrix, dtype=points.dtype, device=points.device)
-        d = self.ndim
-        return points @ m[:d, :d].T + m[:d, d]
+        return apply_affine(self.init_matrix, points)
 
-    def map_world(self, world: torch.Tensor, alpha: torch.Tensor,
-                  repeats: torch.Tensor | None = None) -> torch.Tensor:
+    def map_jet(self, world: World[torch.Tensor], alpha: torch.Tensor, order: int = 0,
+                repeats: torch.Tensor | None = None) -> MapJet:
+        """φ(x) for world points (B, D) float32 on the device, with the jet of u to ``order``
+        (0, 1 or 2; see :meth:`displacement`). Differentiable."""
+        jet = self.displacement(world, alpha, order, repeats)
+        return MapJet(self.apply_init(world + jet.value), jet, self.linear_det)
+
+    def map_jet_groups(self, world: World[torch.Tensor], alpha: torch.Tensor, order: int,
+                       derivative_points: int) -> MapJet:
+        """φ for G groups of N world points, (G, N, D), group g at α row g of ``alpha`` (G, K);
+        the jet of u to ``order`` at the first ``derivative_points`` points of each group.
+
+        Returns φ as (G·N, D), group after group, and the jet at G·``derivative_points``
+        points, group after group (the value only with ``order`` 0, at every point)."""
+        groups, n, dim = world.shape
+
+        def repeats(count: int) -> torch.Tensor:
+            return torch.full((groups,), count, dtype=torch.long, device=world.device)
+
+        if order == 0:
+            flat = world.reshape(-1, dim)
+            jet = self.displacement(flat, alpha, 0, repeats(n))
+            moved = (flat + jet.value).view(groups, n, dim)
+        else:
+            head = world[:, :derivative_points].reshape(-1, dim)
+            jet = self.displacement(head, alpha, order, repeats(derivative_points))
+            parts = [(head + jet.value).view(groups, derivative_points, dim)]
+            if derivative_points < n:
+                rest = world[:, derivative_points:].reshape(-1, dim)
+                u_rest = self.displacement(rest, alpha, 0, repeats(n - derivative_points))
+                parts.append((rest + u_rest.value).view(groups, n - derivative_points, dim))
+            moved = torch.cat(parts, dim=1)
+        return MapJet(self.apply_init(moved.reshape(-1, dim)), jet, self.linear_det)
+
+    def map_world(self, world: World[torch.Tensor], alpha: torch.Tensor,
+                  repeats: torch.Tensor | None = None) -> World[torch.Tensor]:
         """φ(x) for world points (B, D) tensor on the device (differentiable)."""
-        return self.apply_init(world + self.displacement(world, alpha, 0, repeats).value)
+        return self.map_jet(world, alpha, 0, repeats).value
 
     @torch.no_grad()
-    def map_points(self, points_world: np.ndarray, alpha: float | Sequence[float],
-                   chunk_size: int = 65536) -> np.ndarray:
+    def map_points(self, points_world: World[np.ndarray], alpha: float | Sequence[float],
+                   chunk_size: int = 65536) -> World[np.ndarray]:
         """φ(x) for world points (N, D) numpy (mm, LPS), float64 result (mm, LPS)."""
         points_world = np.asarray(points_world, dtype=np.float64)
         a = self.alpha_tensor(alpha)
@@ -96,5 +140,4 @@ class ConditionedTransform:
             x = torch.as_tensor(p, dtype=torch.float32, device=self.device)
             u = self.displacement(x, a).value.double().cpu().numpy()
             out[start : start + chunk_size] = p + u
-        d = self.ndim
-        return out @ self.init_matrix[:d, :d].T + self.init_matrix[:d, d]
+        return apply_affine(self.init_matrix, out)

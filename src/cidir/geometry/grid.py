@@ -1,47 +1,43 @@
-"""The image grid: the one object that converts between the three frames.
+"""The image grid: the one object that converts between the frames of
+:mod:`cidir.geometry.frames` (``VOXEL``, ``WORLD`` mm LPS, ``NETWORK``, ``CUBE``).
 
-Frames (see :class:`Frame`):
+``world = origin + direction @ (spacing * voxel)``; the network frame is
+``(world - center) / scale`` with one isotropic ``scale`` (mm) for every axis (``center`` is
+the grid's centre and ``scale`` half the largest side of its world bounding box, so the grid
+fits in [-1, 1]); the cube frame is ``grid_sample``'s ``align_corners=True`` coordinates.
 
-- ``VOXEL``: continuous 0-based voxel index, axis order (x, y, z) — the order of
-  SimpleITK sizes and points. Arrays (numpy / torch) are stored (z, y, x).
-- ``WORLD``: physical position in millimetres, LPS, as ITK, ANTs, elastix and 3D Slicer
-  store it on disk: ``world = origin + direction @ (spacing * voxel)``.
-- ``NETWORK``: the implicit network's input, ``(world - center) / scale`` with one
-  isotropic ``scale`` (mm) for every axis, so that a derivative in network units is a
-  derivative in mm up to the constant ``scale``. ``center`` is the grid's centre and
-  ``scale`` half the largest side of its world bounding box, so the grid fits in [-1, 1].
-
-All point arrays are ``(..., D)`` with D = 2 or 3 and may be numpy arrays or torch
-tensors; the result has the type, dtype and device of the input.
+All point arrays are ``(..., D)`` with D = 2 or 3 and may be numpy arrays or torch tensors;
+the result has the type, dtype and device of the input (float64 for integer input). The hot
+paths use :meth:`Grid.maps`, the same maps as cached tensors on a device.
 """
 
 from __future__ import annotations
 
-import enum
 import itertools
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
+from numpy.typing import NDArray
 
-Points = Any  # np.ndarray | torch.Tensor of shape (..., D)
+from cidir.geometry.affine import apply_affine, homogeneous
+from cidir.geometry.frames import Cube, Frame, Network, P, Voxel, World
+from cidir.geometry.maps import GridMaps, grid_maps
+
+if TYPE_CHECKING:
+    import SimpleITK as sitk
+
+FloatArray = NDArray[np.float64]
 
 
-class Frame(enum.Enum):
-    """Names of the coordinate frames a point can be expressed in."""
-
-    VOXEL = "voxel"
-    WORLD = "world"
-    NETWORK = "network"
-
-
-def _as_matrix_like(matrix: np.ndarray, points: Points):
+def _like(values: FloatArray, points: P) -> Any:
+    """``values`` as a tensor of the points' floating dtype and device (numpy unchanged)."""
     if isinstance(points, torch.Tensor):
         dtype = points.dtype if points.is_floating_point() else torch.float64
-        return torch.as_tensor(matrix, dtype=dtype, device=points.device)
-    return matrix
+        return torch.as_tensor(values, dtype=dtype, device=points.device)
+    return values
 
 
 @dataclass(frozen=True)
@@ -103,7 +99,17 @@ class Grid:
         )
 
     @classmethod
-    def from_sitk(cls, image) -> Grid:
+    def centered(cls, size: tuple[int, ...], spacing: tuple[float, ...],
+                 center: tuple[float, ...], direction: tuple[float, ...] | None = None) -> Grid:
+        """A grid whose centre voxel, (size - 1) / 2, lies at world ``center`` (mm)."""
+        d = len(size)
+        m = np.eye(d) if direction is None else np.asarray(direction, float).reshape(d, d)
+        extent = (np.asarray(size) - 1) * np.asarray(spacing)  # mm along each voxel axis
+        origin = np.asarray(center, float) - m @ (extent / 2)
+        return cls(size, spacing, tuple(origin), tuple(m.ravel()))
+
+    @classmethod
+    def from_sitk(cls, image: sitk.Image) -> Grid:
         """The grid of a ``SimpleITK.Image``."""
         return cls(
             size=image.GetSize(),
@@ -112,7 +118,7 @@ class Grid:
             direction=image.GetDirection(),
         )
 
-    def apply_to_sitk(self, image) -> None:
+    def apply_to_sitk(self, image: sitk.Image) -> None:
         """Set spacing, origin and direction of a ``SimpleITK.Image`` to this grid's."""
         if tuple(image.GetSize()) != self.size:
             raise ValueError(f"image size {image.GetSize()} does not match grid size {self.size}")
@@ -120,7 +126,21 @@ class Grid:
         image.SetOrigin(self.origin)
         image.SetDirection(self.direction)
 
-    def to_dict(self) -> dict:
+    def to_sitk(self, array: np.ndarray, vector: bool = False) -> sitk.Image:
+        """A ``SimpleITK.Image`` of ``array`` on this grid: shape ``self.shape`` (z, y, x), or
+        ``self.shape + (C,)`` with ``vector`` (C components per voxel, e.g. a displacement
+        field in mm). The array's dtype is kept (bool is not a SimpleITK pixel type)."""
+        import SimpleITK as sitk
+
+        expected = self.shape + (tuple(array.shape[-1:]) if vector else ())
+        if tuple(array.shape) != expected or (vector and array.ndim != self.ndim + 1):
+            raise ValueError(f"array shape {array.shape} does not fit grid shape (z, y, x) "
+                             f"{self.shape}{' + (C,)' if vector else ''}")
+        image = sitk.GetImageFromArray(np.ascontiguousarray(array), isVector=vector)
+        self.apply_to_sitk(image)
+        return image
+
+    def to_dict(self) -> dict[str, list[Any]]:
         return {
             "size": list(self.size),
             "spacing": list(self.spacing),
@@ -129,7 +149,7 @@ class Grid:
         }
 
     @classmethod
-    def from_dict(cls, data: dict) -> Grid:
+    def from_dict(cls, data: dict[str, Any]) -> Grid:
         return cls(
             size=tuple(data["size"]),
             spacing=tuple(data["spacing"]),
@@ -139,6 +159,11 @@ class Grid:
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict())
+
+    def region(self, start: tuple[int, ...], size: tuple[int, ...]) -> Grid:
+        """The grid of the voxels ``start <= voxel < start + size`` (same world positions)."""
+        origin = self.voxel_to_world(np.asarray(start, dtype=np.float64))
+        return Grid(tuple(size), self.spacing, tuple(float(v) for v in origin), self.direction)
 
     # ------------------------------------------------------------------ properties
     @property
@@ -151,35 +176,56 @@ class Grid:
         return tuple(reversed(self.size))
 
     @property
+    def spacing_zyx(self) -> tuple[float, ...]:
+        """The spacing (mm) in array order (z, y, x) / (y, x), e.g. for ``scipy.ndimage``."""
+        return tuple(reversed(self.spacing))
+
+    @property
     def num_voxels(self) -> int:
         return int(np.prod(self.size))
 
     @property
-    def direction_matrix(self) -> np.ndarray:
+    def voxel_volume(self) -> float:
+        """Volume (area in 2D) of one voxel, mm³ (mm²)."""
+        return float(np.prod(self.spacing))
+
+    @property
+    def direction_matrix(self) -> FloatArray:
         return np.asarray(self.direction, dtype=np.float64).reshape(self.ndim, self.ndim)
 
     @property
-    def voxel_to_world_matrix(self) -> np.ndarray:
-        """Homogeneous (D+1)×(D+1) matrix, voxel index → world mm."""
-        d = self.ndim
-        m = np.eye(d + 1)
-        m[:d, :d] = self.direction_matrix @ np.diag(self.spacing)
-        m[:d, d] = self.origin
-        return m
+    def direction_column_major(self) -> tuple[float, ...]:
+        """The direction cosines stored by columns (elastix's ``Direction`` order)."""
+        return tuple(float(v) for v in self.direction_matrix.T.ravel())
 
     @property
-    def world_to_voxel_matrix(self) -> np.ndarray:
+    def voxel_to_world_matrix(self) -> FloatArray:
+        """Homogeneous (D+1)×(D+1) matrix, voxel index → world mm."""
+        return homogeneous(self.direction_matrix @ np.diag(self.spacing), self.origin)
+
+    @property
+    def world_to_voxel_matrix(self) -> FloatArray:
         return np.linalg.inv(self.voxel_to_world_matrix)
 
-    def corners_world(self) -> np.ndarray:
+    def corners_world(self) -> FloatArray:
         """World positions (2^D, D) of the corner voxel centres."""
         corners = np.array(list(itertools.product(*[(0, s - 1) for s in self.size])), float)
         return self.voxel_to_world(corners)
 
     @property
-    def center(self) -> np.ndarray:
+    def center_voxel(self) -> FloatArray:
+        """Continuous voxel index of the grid centre, (size - 1) / 2."""
+        return (np.asarray(self.size, float) - 1.0) / 2.0
+
+    @property
+    def center(self) -> FloatArray:
         """World position (mm) of the grid centre, voxel (size - 1) / 2."""
-        return self.voxel_to_world((np.asarray(self.size, float) - 1.0) / 2.0)
+        return self.voxel_to_world(self.center_voxel)
+
+    @property
+    def half_extent(self) -> FloatArray:
+        """Half the distance (mm) between the first and last voxel centres, per voxel axis."""
+        return (np.asarray(self.size) - 1) * np.asarray(self.spacing) / 2
 
     @property
     def scale(self) -> float:
@@ -188,47 +234,76 @@ class Grid:
         half = 0.5 * float(np.max(corners.max(axis=0) - corners.min(axis=0)))
         return half if half > 0 else 1.0
 
+    def maps(self, device: torch.device | str = "cpu",
+             dtype: torch.dtype = torch.float32) -> GridMaps:
+        """This grid's frame maps as tensors on ``device`` in ``dtype`` (built once, cached)."""
+        return grid_maps(self, torch.device(device), dtype)
+
     # ------------------------------------------------------------------ conversions
-    def voxel_to_world(self, voxel: Points) -> Points:
+    def voxel_to_world(self, voxel: Voxel[P]) -> World[P]:
         """Continuous 0-based voxel index (x, y, z) → world (mm, LPS)."""
-        m = _as_matrix_like(self.voxel_to_world_matrix, voxel)
-        d = self.ndim
-        return voxel @ m[:d, :d].T + m[:d, d]
+        return apply_affine(self.voxel_to_world_matrix, voxel)  # type: ignore[return-value]
 
-    def world_to_voxel(self, world: Points) -> Points:
+    def world_to_voxel(self, world: World[P]) -> Voxel[P]:
         """World (mm, LPS) → continuous 0-based voxel index (x, y, z)."""
-        m = _as_matrix_like(self.world_to_voxel_matrix, world)
-        d = self.ndim
-        return world @ m[:d, :d].T + m[:d, d]
+        return apply_affine(self.world_to_voxel_matrix, world)  # type: ignore[return-value]
 
-    def world_to_network(self, world: Points) -> Points:
+    def world_to_network(self, world: World[P]) -> Network[P]:
         """World (mm) → network input, ``(world - center) / scale``."""
-        c = _as_matrix_like(self.center, world)
-        return (world - c) / self.scale
+        c = _like(self.center, world)
+        out: P = (world - c) / self.scale
+        return out
 
-    def network_to_world(self, net: Points) -> Points:
+    def network_to_world(self, net: Network[P]) -> World[P]:
         """Network input → world (mm)."""
-        c = _as_matrix_like(self.center, net)
-        return net * self.scale + c
+        c = _like(self.center, net)
+        out: P = net * self.scale + c
+        return out
 
-    def convert(self, points: Points, source: Frame, target: Frame) -> Points:
-        """Convert points between any two frames."""
+    def voxel_to_cube(self, voxel: Voxel[P]) -> Cube[P]:
+        """Continuous voxel index → ``grid_sample`` coordinates (``align_corners=True``)."""
+        denom = _like(np.maximum(np.asarray(self.size, float) - 1.0, 1.0), voxel)
+        out: P = 2.0 * voxel / denom - 1.0
+        return out
+
+    def cube_to_voxel(self, cube: Cube[P]) -> Voxel[P]:
+        """``grid_sample`` coordinates (``align_corners=True``) → continuous voxel index."""
+        denom = _like(np.maximum(np.asarray(self.size, float) - 1.0, 1.0), cube)
+        out: P = (cube + 1.0) * denom / 2.0
+        return out
+
+    def vectors_to_voxel_axes(self, vectors: World[P]) -> P:
+        """World vectors (mm, e.g. displacements) → their components (mm) along the voxel
+        axes: ``directionᵀ @ v`` (lengths unchanged, the direction is orthonormal)."""
+        out: P = vectors @ _like(self.direction_matrix, vectors)
+        return out
+
+    def mm_to_voxel_steps(self, lengths: np.ndarray) -> FloatArray:
+        """Lengths (mm) along each voxel axis (..., D) → numbers of voxels (mm / spacing)."""
+        return np.asarray(lengths) / np.asarray(self.spacing)
+
+    def convert(self, points: P, source: Frame, target: Frame) -> P:
+        """Convert points between any two frames (through the world frame)."""
         if source == target:
             return points
-        world = {
+        to_world = {
             Frame.WORLD: lambda p: p,
             Frame.VOXEL: self.voxel_to_world,
             Frame.NETWORK: self.network_to_world,
-        }[source](points)
-        return {
+            Frame.CUBE: lambda p: self.voxel_to_world(self.cube_to_voxel(p)),
+        }
+        from_world = {
             Frame.WORLD: lambda p: p,
             Frame.VOXEL: self.world_to_voxel,
             Frame.NETWORK: self.world_to_network,
-        }[target](world)
+            Frame.CUBE: lambda p: self.voxel_to_cube(self.world_to_voxel(p)),
+        }
+        out: P = from_world[target](to_world[source](points))
+        return out
 
     # ------------------------------------------------------------------ voxel sets
-    def voxel_indices(self, flat: np.ndarray | torch.Tensor | None = None):
-        """Voxel indices (N, D) in (x, y, z) order of flat array positions.
+    def voxel_indices(self, flat: P | None = None) -> Voxel[P]:
+        """Voxel indices (N, D) in (x, y, z) order of flat array positions (integers).
 
         ``flat`` indexes an array of shape ``self.shape`` raveled in C order (x fastest);
         ``None`` means every voxel, in that order.
@@ -245,20 +320,27 @@ class Grid:
         zyx = np.unravel_index(np.asarray(flat), self.shape)
         return np.stack(list(reversed(zyx)), axis=-1)
 
-    def world_points(self, flat=None):
-        """World positions (N, D) of voxels at flat array positions (all voxels if None)."""
+    def world_points(self, flat: P | None = None) -> World[P]:
+        """World positions (N, D) of voxels at flat array positions (all voxels if None);
+        float64."""
         idx = self.voxel_indices(flat)
         if isinstance(idx, torch.Tensor):
             return self.voxel_to_world(idx.to(torch.float64))
         return self.voxel_to_world(idx.astype(np.float64))
 
-    def contains_voxel(self, voxel: Points, margin: float = 0.5):
+    def voxel_step(self, axis: int) -> FloatArray:
+        """World vector (mm) of one voxel step along voxel axis ``axis`` (x = 0)."""
+        out: FloatArray = self.direction_matrix[:, axis] * self.spacing[axis]
+        return out
+
+    def contains_voxel(self, voxel: Voxel[P], margin: float = 0.5) -> P:
         """Whether continuous voxel indices lie within [-margin, size - 1 + margin] per axis."""
         if isinstance(voxel, torch.Tensor):
             size = torch.as_tensor(self.size, dtype=voxel.dtype, device=voxel.device)
             return ((voxel >= -margin) & (voxel <= size - 1 + margin)).all(dim=-1)
-        size = np.asarray(self.size, dtype=float)
-        return np.all((voxel >= -margin) & (voxel <= size - 1 + margin), axis=-1)
+        size_np = np.asarray(self.size, dtype=float)
+        inside: np.ndarray = np.all((voxel >= -margin) & (voxel <= size_np - 1 + margin), axis=-1)
+        return inside
 
     def same_as(self, other: Grid, atol: float = 1e-4) -> bool:
         """Whether two grids describe the same voxels in world space (within ``atol`` mm)."""
@@ -269,8 +351,21 @@ class Grid:
             and np.allclose(self.direction, other.direction, atol=atol)
         )
 
+    def nearest_world_axes(self) -> tuple[NDArray[np.intp], FloatArray]:
+        """For each voxel axis j: the nearest world (LPS) axis and the sign of its direction.
+
+        Falls back to the identity when two voxel axes share a nearest world axis (oblique)."""
+        m = self.direction_matrix
+        d = self.ndim
+        world = np.argmax(np.abs(m), axis=0)
+        if sorted(world.tolist()) != list(range(d)):
+            world = np.arange(d)
+        sign = np.sign(m[world, np.arange(d)])
+        sign[sign == 0] = 1
+        return world, sign
+
     def describe(self) -> str:
-        def f(v):
+        def f(v: tuple[float, ...]) -> str:
             return "(" + ", ".join(f"{x:g}" for x in v) + ")"
 
         return f"size {self.size}, spacing {f(self.spacing)} mm, origin {f(self.origin)} mm"

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from cidir.geometry.grid import Grid
+
+if TYPE_CHECKING:
+    import SimpleITK as sitk
 
 
 @dataclass(frozen=True, eq=False)
@@ -35,19 +39,15 @@ class Image:
         return self.grid.ndim
 
     @classmethod
-    def from_sitk(cls, image, source: str = "") -> Image:
+    def from_sitk(cls, image: sitk.Image, source: str = "") -> Image:
         """From a scalar ``SimpleITK.Image`` (array copied, geometry kept)."""
         import SimpleITK as sitk
 
         return cls(sitk.GetArrayFromImage(image), Grid.from_sitk(image), source)
 
-    def to_sitk(self):
+    def to_sitk(self) -> sitk.Image:
         """A ``SimpleITK.Image`` with this array and geometry."""
-        import SimpleITK as sitk
-
-        image = sitk.GetImageFromArray(np.ascontiguousarray(self.array))
-        self.grid.apply_to_sitk(image)
-        return image
+        return self.grid.to_sitk(self.array)
 
     def with_array(self, array: np.ndarray) -> Image:
         """The same grid with other values."""

@@ -36,7 +36,7 @@ def elastix_parameter_text(grid: Grid, field_file: str) -> str:
     """An elastix parameter file for a DeformationFieldTransform on ``grid``."""
     d = grid.ndim
     # elastix writes Direction column-major (ITK matrix stored by columns)
-    direction = grid.direction_matrix.T.ravel()
+    direction = grid.direction_column_major
     lines = [
         '(Transform "DeformationFieldTransform")',
         "(NumberOfParameters 0)",

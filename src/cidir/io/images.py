@@ -339,9 +339,7 @@ def write_image(image: Image, path: str | os.PathLike, dtype=None) -> None:
         array = array.astype(dtype)
     if array.dtype == np.bool_:
         array = array.astype(np.uint8)
-    out = sitk.GetImageFromArray(np.ascontiguousarray(array))
-    image.grid.apply_to_sitk(out)
-    _write_sitk(out, path)
+    _write_sitk(image.grid.to_sitk(array), path)
 
 
 def write_vector_image(array: np.ndarray, grid: Grid, path: str | os.PathLike) -> None:
@@ -359,9 +357,7 @@ def write_vector_image(array: np.ndarray, grid: Grid, path: str | os.PathLike) -
         )
     if array.dtype != np.float32:
         array = array.astype(np.float64)
-    out = sitk.GetImageFromArray(np.ascontiguousarray(array), isVector=True)
-    grid.apply_to_sitk(out)
-    _write_sitk(out, path)
+    _write_sitk(grid.to_sitk(array, vector=True), path)
 
 
 def read_vector_image(path: str | os.PathLike, what: str = "vector image"

@@ -3,7 +3,7 @@
 Inputs are exact derivatives **in world millimetres**:
 ``grad_u`` (B, D, D) with grad_u[b, i, j] = ∂u_i/∂x_j (dimensionless), and
 ``hess_u`` (B, D, P) with the second derivatives ∂²u_i/∂x_j∂x_k (mm⁻¹) for the pairs
-j ≤ k of :func:`cidir.models.jet_mlp.pair_indices`. Each function returns (B,) values;
+j ≤ k of :func:`cidir.geometry.kinematics.pair_indices`. Each function returns (B,) values;
 the objective averages them.
 """
 
@@ -11,49 +11,13 @@ from __future__ import annotations
 
 import torch
 
-from cidir.models.jet_mlp import pair_indices
-
-
-def deformation_gradient(grad_u: torch.Tensor) -> torch.Tensor:
-    """I + ∇u, (B, D, D)."""
-    eye = torch.eye(grad_u.shape[-1], dtype=grad_u.dtype, device=grad_u.device)
-    return grad_u + eye
-
-
-def determinant(matrix: torch.Tensor) -> torch.Tensor:
-    """det of (B, D, D) matrices, D = 2 or 3, in closed form (fast and twice differentiable)."""
-    d = matrix.shape[-1]
-    m = matrix
-    if d == 2:
-        return m[:, 0, 0] * m[:, 1, 1] - m[:, 0, 1] * m[:, 1, 0]
-    if d == 3:
-        return (
-            m[:, 0, 0] * (m[:, 1, 1] * m[:, 2, 2] - m[:, 1, 2] * m[:, 2, 1])
-            - m[:, 0, 1] * (m[:, 1, 0] * m[:, 2, 2] - m[:, 1, 2] * m[:, 2, 0])
-            + m[:, 0, 2] * (m[:, 1, 0] * m[:, 2, 1] - m[:, 1, 1] * m[:, 2, 0])
-        )
-    raise ValueError(f"expected 2×2 or 3×3 matrices, found {tuple(matrix.shape)}")
-
-
-def cofactor(matrix: torch.Tensor) -> torch.Tensor:
-    """Cofactor matrix of (B, D, D) matrices, D = 2 or 3 (= det·A⁻ᵀ for invertible A)."""
-    d = matrix.shape[-1]
-    m = matrix
-    if d == 2:
-        return torch.stack(
-            [torch.stack([m[:, 1, 1], -m[:, 1, 0]], -1),
-             torch.stack([-m[:, 0, 1], m[:, 0, 0]], -1)],
-            dim=1,
-        )
-    if d == 3:
-        rows = [torch.linalg.cross(m[:, (i + 1) % 3], m[:, (i + 2) % 3], dim=-1) for i in range(3)]
-        return torch.stack(rows, dim=1)
-    raise ValueError(f"expected 2×2 or 3×3 matrices, found {tuple(matrix.shape)}")
-
-
-def jacobian_determinant(grad_u: torch.Tensor) -> torch.Tensor:
-    """det(I + ∇u) per point."""
-    return determinant(deformation_gradient(grad_u))
+from cidir.geometry.kinematics import (
+    cofactor,
+    deformation_gradient,
+    determinant,
+    jacobian_determinant,
+    pair_indices,
+)
 
 
 def jacobian_penalty(grad_u: torch.Tensor) -> torch.Tensor:

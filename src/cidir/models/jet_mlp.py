@@ -19,30 +19,13 @@ or ReLU. Derivatives are with respect to the network input (normalized coordinat
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import torch
 from torch import nn
 
+from cidir.geometry.kinematics import Jet, pair_indices
 
-def pair_indices(ndim: int) -> tuple[list[int], list[int]]:
-    """Index pairs (i, j), i ≤ j, ordering the stored second derivatives."""
-    first, second = [], []
-    for i in range(ndim):
-        for j in range(i, ndim):
-            first.append(i)
-            second.append(j)
-    return first, second
-
-
-@dataclass
-class Jet:
-    """u (B, D_out); jacobian (B, D_out, D) = ∂u_o/∂x_i; hessian (B, D_out, P) = ∂²u_o/∂x_i∂x_j
-    for the pairs of :func:`pair_indices` (None when not requested)."""
-
-    value: torch.Tensor
-    jacobian: torch.Tensor | None = None
-    hessian: torch.Tensor | None = None
+__all__ = ["Jet", "JetMLP", "pair_indices"]
 
 
 class JetMLP(nn.Module):

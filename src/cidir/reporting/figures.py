@@ -97,24 +97,9 @@ class SliceView:
             return grid
         size = list(grid.size)
         size[self.axis] = 1
-        corner = np.zeros(grid.ndim)
-        corner[self.axis] = self.index
-        origin = tuple(float(v) for v in grid.voxel_to_world(corner))
-        return Grid(tuple(size), grid.spacing, origin, grid.direction)
-
-
-def anatomical_axes(grid: Grid) -> tuple[np.ndarray, np.ndarray]:
-    """For each voxel axis j: the nearest world (LPS) axis and the sign of its direction.
-
-    Falls back to the identity when two voxel axes share a nearest world axis (oblique)."""
-    m = grid.direction_matrix
-    d = grid.ndim
-    world = np.argmax(np.abs(m), axis=0)
-    if sorted(world.tolist()) != list(range(d)):
-        world = np.arange(d)
-    sign = np.sign(m[world, np.arange(d)])
-    sign[sign == 0] = 1
-    return world, sign
+        start = [0] * grid.ndim
+        start[self.axis] = self.index
+        return grid.region(tuple(start), tuple(size))
 
 
 def slice_views(grid: Grid) -> list[SliceView]:
@@ -123,7 +108,7 @@ def slice_views(grid: Grid) -> list[SliceView]:
     if grid.ndim == 2:
         return [SliceView("image", None, 0, 0, 1, n[0], n[1], sp[0], sp[1], False, True,
                           "x (mm)", "y (mm)")]
-    world, sign = anatomical_axes(grid)
+    world, sign = grid.nearest_world_axes()
     vox = {int(w): j for j, w in enumerate(world)}  # world axis → voxel axis
     positive = {w: sign[vox[w]] > 0 for w in range(3)}
 

@@ -69,7 +69,7 @@ def evaluate_view(view: F.SliceView, transform: ConditionedTransform, fixed: Ima
     warped = resample_with_field(moving, field, grid, device=device).array
     before = resample_with_field(moving, np.zeros_like(field), grid, device=device).array
     # world mm → mm along the voxel axes (orthonormal direction: u_vox = Dᵀ u)
-    along_voxel_axes = field @ grid.direction_matrix
+    along_voxel_axes = grid.vectors_to_voxel_axes(field)
     data = ViewData(fixed=view.cut(fixed.array).astype(np.float32),
                     moving=view.arrange(before), warped=view.arrange(warped),
                     det=view.arrange(det),

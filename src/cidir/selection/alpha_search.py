@@ -34,10 +34,9 @@ from scipy import ndimage
 
 from cidir.config import SelectionConfig
 from cidir.errors import InputError
-from cidir.evaluation.metrics import foreground_labels
+from cidir.evaluation.metrics import folding_percent, foreground_labels, mean_dice, tre
 from cidir.fields import ConditionedTransform, LabelSampler
 from cidir.geometry import Image
-from cidir.losses.regularizers import jacobian_determinant
 
 
 @dataclass
@@ -103,8 +102,8 @@ def sample_region(fixed_labels: Image, labels: Sequence[int], margin_mm: float, 
     """Flat voxel indices drawn from the labels' region (within ``margin_mm``), and its size."""
     foreground = np.isin(fixed_labels.array, labels)
     if margin_mm > 0:
-        spacing_zyx = tuple(reversed(fixed_labels.grid.spacing))
-        distance = ndimage.distance_transform_edt(~foreground, sampling=spacing_zyx)
+        distance = ndimage.distance_transform_edt(~foreground,
+                                                  sampling=fixed_labels.grid.spacing_zyx)
         foreground = distance <= margin_mm
     flat = np.flatnonzero(foreground.ravel())
     if len(flat) > n:
@@ -179,8 +178,6 @@ def search_alpha(transform: ConditionedTransform, fixed_labels: Image, moving_la
     world = torch.as_tensor(fixed_labels.grid.world_points(flat), dtype=torch.float32,
                             device=device)
     sampler = LabelSampler(moving_labels, device)
-    d = transform.ndim
-    affine_det = float(np.linalg.det(transform.init_matrix[:d, :d]))
 
     influences: list[np.ndarray] = []
     n_fold = min(config.folding_points, len(flat))
@@ -191,21 +188,19 @@ def search_alpha(transform: ConditionedTransform, fixed_labels: Image, moving_la
         for a in alphas:
             at = transform.alpha_tensor(a)
             warped = sampler(transform.map_world(world, at)).cpu().numpy()
-            jet = transform.displacement(world[fold_idx], at, order=1)
-            det = affine_det * jacobian_determinant(jet.jacobian).cpu().numpy()
+            det = transform.map_jet(world[fold_idx], at, order=1).jacobian_determinant()
             per_label, influence = _dice_with_influence(fixed_values, warped, labels)
             influences.append(influence)
-            finite = [v for v in per_label.values() if np.isfinite(v)]
             row = AlphaRow(
                 alpha=a,
-                dice=float(np.mean(finite)) if finite else float("nan"),
+                dice=mean_dice(per_label),
                 dice_se=_standard_error(influence, fpc),
-                folding_percent=float(100.0 * np.mean(det <= 0)),
+                folding_percent=folding_percent(det.cpu().numpy()),
                 dice_per_label=per_label,
             )
             if fixed_points is not None:
                 mapped = transform.map_points(fixed_points, a)
-                row.tre_mm = float(np.linalg.norm(mapped - moving_points, axis=1).mean())
+                row.tre_mm = float(tre(mapped, moving_points).mean())
             rows.append(row)
     index = _choose(rows, criterion, config.tie_tolerance, influences, fpc)
     return SelectionResult(rows, rows[index].alpha, index, criterion, labels, len(flat), region,

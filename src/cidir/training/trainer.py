@@ -89,28 +89,9 @@ class Trainer:
         world, fixed_values = self.points.sample(groups * per_group)
         world = world.view(groups, per_group, -1)
         fixed_values = fixed_values.view(groups, per_group)
-        dim = world.shape[-1]
-
-        def repeats(n: int) -> torch.Tensor:
-            return torch.full((groups,), n, dtype=torch.long, device=self.device)
-
-        grad_u = hess_u = None
-        if order > 0:
-            reg_points = world[:, :n_reg].reshape(-1, dim)
-            jet = self.transform.displacement(reg_points, alpha, order, repeats(n_reg))
-            grad_u, hess_u = jet.jacobian, jet.hessian
-            displaced = [(reg_points + jet.value).view(groups, n_reg, dim)]
-            if n_reg < per_group:
-                rest = world[:, n_reg:].reshape(-1, dim)
-                u_rest = self.transform.displacement(rest, alpha, 0, repeats(per_group - n_reg))
-                displaced.append((rest + u_rest.value).view(groups, per_group - n_reg, dim))
-            displaced = torch.cat(displaced, dim=1)
-        else:
-            flat = world.reshape(-1, dim)
-            u = self.transform.displacement(flat, alpha, 0, repeats(per_group)).value
-            displaced = (flat + u).view(groups, per_group, dim)
-        mapped = self.transform.apply_init(displaced.reshape(-1, dim))
-        warped = self.moving(mapped).view(groups, per_group)
+        phi = self.transform.map_jet_groups(world, alpha, order, derivative_points=n_reg)
+        warped = self.moving(phi.value).view(groups, per_group)
+        grad_u, hess_u = phi.u.jacobian, phi.u.hessian
         terms = self.objective(fixed_values, warped, alpha, grad_u, hess_u)
         self.optimizer.zero_grad(set_to_none=True)
         terms.total.backward()
