@@ -18,21 +18,65 @@ from pathlib import Path
 from typing import Any
 
 from cidir.errors import InputError
+from cidir.losses.regularizers import REGULARIZERS as REGULARIZER_REGISTRY
+from cidir.losses.similarity import SIMILARITIES as SIMILARITY_REGISTRY
+from cidir.losses.weights import MAPPINGS as MAPPING_REGISTRY
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
     import tomli as tomllib
 
+# The string choices of the configuration, each defined once. Regularizers, similarities and
+# λ mappings are the names of their registries in cidir.losses (which do not import this
+# module); the others are read where they are used (models, training prior, α search).
 MODEL_KINDS = ("cidir", "siren", "relu")
-REGULARIZERS = ("jacobian", "hyperelastic", "bending", "antifolding")
-MAPPINGS = ("log", "linear", "constant")
-SIMILARITIES = ("ncc", "mse")
+REGULARIZERS = tuple(REGULARIZER_REGISTRY)
+MAPPINGS = tuple(MAPPING_REGISTRY)
+SIMILARITIES = tuple(SIMILARITY_REGISTRY)
 PRIORS = ("uniform", "fixed")
+CRITERIA = ("dice", "tre")  # what chooses α in the grid search
+
+
+# ----------------------------------------------------------------------- checks
+def _choice(name: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise InputError(f"{name}: expected one of {', '.join(choices)}, found {value!r}")
+
+
+def _positive(name: str, value: float) -> None:
+    if not value > 0:
+        raise InputError(f"{name}: expected a positive number, found {value}")
+
+
+def _non_negative(name: str, value: float) -> None:
+    if not value >= 0:
+        raise InputError(f"{name}: expected a number >= 0, found {value}")
+
+
+def _positive_int(name: str, value: int) -> None:
+    if not value >= 1:
+        raise InputError(f"{name}: expected a positive integer, found {value}")
+
+
+def _unit_interval(name: str, value: float) -> None:
+    if not 0.0 <= value <= 1.0:
+        raise InputError(f"{name}: expected a value in [0, 1], found {value}")
+
+
+class _Validated:
+    """Frozen config sections validate themselves once, when they are constructed (also by
+    ``dataclasses.replace`` and the TOML loader); ``validate()`` raises InputError."""
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:  # pragma: no cover - every section overrides it
+        raise NotImplementedError
 
 
 @dataclass(frozen=True)
-class ModelConfig:
+class ModelConfig(_Validated):
     """The deformation network.
 
     kind: ``cidir`` (sine activations modulated by the harmonizer from α), ``siren``
@@ -60,7 +104,7 @@ class ModelConfig:
 
 
 @dataclass(frozen=True)
-class RegularizerTerm:
+class RegularizerTerm(_Validated):
     """One regularizer R_k with its weight λ_k(α).
 
     name: ``jacobian`` |det(I+∇u) − 1|, ``hyperelastic`` (length, area, volume terms),
@@ -93,7 +137,7 @@ class RegularizerTerm:
 
 
 @dataclass(frozen=True)
-class ObjectiveConfig:
+class ObjectiveConfig(_Validated):
     """loss = S(F(x), M(φ(x))) + Σ_k λ_k(α)·R_k(u)(x), averaged over the batch."""
 
     similarity: str = "ncc"
@@ -108,7 +152,9 @@ class ObjectiveConfig:
     def validate(self) -> None:
         _choice("objective.similarity", self.similarity, SIMILARITIES)
         for term in self.regularizers:
-            term.validate()
+            if not isinstance(term, RegularizerTerm):
+                raise InputError(f"objective.regularizers: expected regularizer terms, found "
+                                 f"{term!r}")
         if not 0.0 < self.regularizer_fraction <= 1.0:
             raise InputError(
                 "objective.regularizer_fraction: expected a value in (0, 1], "
@@ -125,13 +171,11 @@ class ObjectiveConfig:
     @property
     def derivative_order(self) -> int:
         """Highest derivative of u the regularizers need (0, 1 or 2)."""
-        if any(t.name == "bending" for t in self.regularizers):
-            return 2
-        return 1 if self.regularizers else 0
+        return max((REGULARIZER_REGISTRY[t.name].order for t in self.regularizers), default=0)
 
 
 @dataclass(frozen=True)
-class TrainingConfig:
+class TrainingConfig(_Validated):
     """Per-pair optimization: Adam over points drawn inside the fixed mask."""
 
     iterations: int = 800
@@ -168,7 +212,7 @@ class TrainingConfig:
 
 
 @dataclass(frozen=True)
-class SelectionConfig:
+class SelectionConfig(_Validated):
     """Choosing α at inference by a grid search over α on sampled points."""
 
     num_alphas: int = 21  # grid 0, 1/(n-1), ..., 1
@@ -194,11 +238,15 @@ class RunConfig:
     training: TrainingConfig = field(default_factory=TrainingConfig)
     selection: SelectionConfig = field(default_factory=SelectionConfig)
 
+    def __post_init__(self) -> None:
+        for name, cls in (("model", ModelConfig), ("objective", ObjectiveConfig),
+                          ("training", TrainingConfig), ("selection", SelectionConfig)):
+            if not isinstance(getattr(self, name), cls):
+                raise InputError(f"{name}: expected a {cls.__name__}, found "
+                                 f"{type(getattr(self, name)).__name__}")
+
     def validate(self) -> RunConfig:
-        self.model.validate()
-        self.objective.validate()
-        self.training.validate()
-        self.selection.validate()
+        """The config itself: every section was validated when it was constructed."""
         return self
 
     @property
@@ -216,7 +264,7 @@ class RunConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], source: str = "config") -> RunConfig:
-        return _from_plain(cls, data, source).validate()
+        return _from_plain(cls, data, source)
 
     @classmethod
     def from_toml(cls, text: str, source: str = "config") -> RunConfig:
@@ -313,28 +361,3 @@ def _convert(hint, value, where: str):
             raise InputError(f"{where}: expected a string, found {value!r}")
         return value
     raise TypeError(f"unsupported config type {hint} at {where}")
-
-
-def _choice(name: str, value: str, choices: tuple[str, ...]) -> None:
-    if value not in choices:
-        raise InputError(f"{name}: expected one of {', '.join(choices)}, found {value!r}")
-
-
-def _positive(name: str, value: float) -> None:
-    if not value > 0:
-        raise InputError(f"{name}: expected a positive number, found {value}")
-
-
-def _non_negative(name: str, value: float) -> None:
-    if not value >= 0:
-        raise InputError(f"{name}: expected a number >= 0, found {value}")
-
-
-def _positive_int(name: str, value: int) -> None:
-    if not value >= 1:
-        raise InputError(f"{name}: expected a positive integer, found {value}")
-
-
-def _unit_interval(name: str, value: float) -> None:
-    if not 0.0 <= value <= 1.0:
-        raise InputError(f"{name}: expected a value in [0, 1], found {value}")

@@ -15,6 +15,8 @@ import typing
 from typing import Any
 
 from cidir.config import (
+    MAPPINGS,
+    REGULARIZERS,
     ModelConfig,
     ObjectiveConfig,
     RegularizerTerm,
@@ -59,8 +61,8 @@ def add_config_options(parser: argparse.ArgumentParser, sections: tuple[str, ...
                     "--regularizer", dest=_dest(section, f.name), action="append",
                     metavar="NAME:LMIN:LMAX[:MAPPING[:INDEX]]",
                     help="a regularizer and its weight range (repeatable; replaces the list); "
-                         "NAME jacobian|hyperelastic|bending|antifolding, MAPPING "
-                         "log|linear|constant; default "
+                         f"NAME {'|'.join(REGULARIZERS)}, MAPPING {'|'.join(MAPPINGS)}; "
+                         "default "
                          + ", ".join(f"{t.name}:{t.lambda_min:g}:{t.lambda_max:g}:{t.mapping}"
                                      for t in default))
             elif hint is bool:
@@ -90,7 +92,7 @@ def parse_regularizer(text: str) -> dict[str, Any]:
     except ValueError:
         raise InputError(f"--regularizer {text!r}: LAMBDA_MIN, LAMBDA_MAX must be numbers and "
                          "ALPHA_INDEX an integer") from None
-    RegularizerTerm(**out).validate()
+    RegularizerTerm(**out)  # validates the values
     return out
 
 

@@ -8,13 +8,16 @@ weighted by its λ_k(α) of that point's group.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 
-from cidir.config import ObjectiveConfig
-from cidir.losses import regularizers as R
-from cidir.losses.similarity import SIMILARITY_FUNCTIONS
+from cidir.losses.regularizers import REGULARIZERS
+from cidir.losses.similarity import SIMILARITIES
 from cidir.losses.weights import regularizer_weight
+
+if TYPE_CHECKING:  # config imports the registries of this package: no import at run time
+    from cidir.config import ObjectiveConfig
 
 
 @dataclass
@@ -29,9 +32,8 @@ class Objective:
     """Assembles similarity and weighted regularizers from an :class:`ObjectiveConfig`."""
 
     def __init__(self, config: ObjectiveConfig) -> None:
-        config.validate()
-        self.config = config
-        self.similarity = SIMILARITY_FUNCTIONS[config.similarity]
+        self.config = config  # validated at construction
+        self.similarity = SIMILARITIES[config.similarity]
 
     @property
     def derivative_order(self) -> int:
@@ -40,20 +42,8 @@ class Objective:
     def regularizer_values(self, grad_u: torch.Tensor | None,
                            hess_u: torch.Tensor | None) -> dict[str, torch.Tensor]:
         """Per-point value (B,) of every configured regularizer (derivatives in mm)."""
-        c = self.config
-        out: dict[str, torch.Tensor] = {}
-        for term in c.regularizers:
-            if term.name == "jacobian":
-                out[term.name] = R.jacobian_penalty(grad_u)
-            elif term.name == "antifolding":
-                out[term.name] = R.antifolding_penalty(grad_u)
-            elif term.name == "hyperelastic":
-                out[term.name] = R.hyperelastic_penalty(
-                    grad_u, c.hyperelastic_length, c.hyperelastic_area, c.hyperelastic_volume
-                )
-            elif term.name == "bending":
-                out[term.name] = R.bending_energy(hess_u)
-        return out
+        return {term.name: REGULARIZERS[term.name].evaluate(grad_u, hess_u, self.config)
+                for term in self.config.regularizers}
 
     def weights(self, alpha: torch.Tensor) -> torch.Tensor:
         """λ_k(α) for α of shape (G, K): (G, number of regularizers)."""

@@ -5,9 +5,16 @@ Inputs are exact derivatives **in world millimetres**:
 ``hess_u`` (B, D, P) with the second derivatives ∂²u_i/∂x_j∂x_k (mm⁻¹) for the pairs
 j ≤ k of :func:`cidir.geometry.kinematics.pair_indices`. Each function returns (B,) values;
 the objective averages them.
+
+:data:`REGULARIZERS` is the registry: name → function and the derivative order of u it needs
+(the config's choices and its ``derivative_order`` are built from it).
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
 
 import torch
 
@@ -53,3 +60,63 @@ def bending_energy(hess_u: torch.Tensor) -> torch.Tensor:
     weights = torch.tensor([1.0 if i == j else 2.0 for i, j in zip(first, second, strict=True)],
                            dtype=hess_u.dtype, device=hess_u.device)
     return ((hess_u**2) * weights).sum(dim=(1, 2))
+
+
+# ----------------------------------------------------------------------------- registry
+class RegularizerOptions(Protocol):
+    """The options a regularizer may read (an :class:`~cidir.config.ObjectiveConfig`)."""
+
+    @property
+    def hyperelastic_length(self) -> float: ...
+
+    @property
+    def hyperelastic_area(self) -> float: ...
+
+    @property
+    def hyperelastic_volume(self) -> float: ...
+
+
+@dataclass(frozen=True)
+class Regularizer:
+    """A registered regularizer: ``evaluate(grad_u, hess_u, options)`` → (B,) values, and the
+    derivative ``order`` of u it needs (1: ∇u, 2: second derivatives)."""
+
+    order: int
+    evaluate: Callable[[torch.Tensor | None, torch.Tensor | None, RegularizerOptions],
+                       torch.Tensor]
+
+
+def _need(derivative: torch.Tensor | None, name: str, order: int) -> torch.Tensor:
+    if derivative is None:
+        raise ValueError(f"regularizer {name}: needs the derivatives of u of order {order}")
+    return derivative
+
+
+def _jacobian(grad_u: torch.Tensor | None, hess_u: torch.Tensor | None,
+              options: RegularizerOptions) -> torch.Tensor:
+    return jacobian_penalty(_need(grad_u, "jacobian", 1))
+
+
+def _hyperelastic(grad_u: torch.Tensor | None, hess_u: torch.Tensor | None,
+                  options: RegularizerOptions) -> torch.Tensor:
+    return hyperelastic_penalty(_need(grad_u, "hyperelastic", 1), options.hyperelastic_length,
+                                options.hyperelastic_area, options.hyperelastic_volume)
+
+
+def _bending(grad_u: torch.Tensor | None, hess_u: torch.Tensor | None,
+             options: RegularizerOptions) -> torch.Tensor:
+    return bending_energy(_need(hess_u, "bending", 2))
+
+
+def _antifolding(grad_u: torch.Tensor | None, hess_u: torch.Tensor | None,
+                 options: RegularizerOptions) -> torch.Tensor:
+    return antifolding_penalty(_need(grad_u, "antifolding", 1))
+
+
+#: The regularizer registry (the order of the names is the order the CLI lists them in).
+REGULARIZERS: dict[str, Regularizer] = {
+    "jacobian": Regularizer(1, _jacobian),
+    "hyperelastic": Regularizer(1, _hyperelastic),
+    "bending": Regularizer(2, _bending),
+    "antifolding": Regularizer(1, _antifolding),
+}

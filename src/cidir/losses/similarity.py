@@ -6,7 +6,12 @@ The result is one loss per group (G,); lower is better.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
+
+#: (fixed (G, N), warped (G, N)) → loss per group (G,)
+Similarity = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 def negative_ncc(fixed: torch.Tensor, warped: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
@@ -23,4 +28,6 @@ def mse(fixed: torch.Tensor, warped: torch.Tensor) -> torch.Tensor:
     return ((fixed - warped) ** 2).mean(dim=-1)
 
 
-SIMILARITY_FUNCTIONS = {"ncc": negative_ncc, "mse": mse}
+#: The similarity registry: ``objective.similarity`` names one of these (the config's choices
+#: are built from it).
+SIMILARITIES: dict[str, Similarity] = {"ncc": negative_ncc, "mse": mse}

@@ -27,8 +27,7 @@ class DeformationModel(nn.Module):
 
     def __init__(self, config: ModelConfig, ndim: int, num_conditions: int = 1) -> None:
         super().__init__()
-        config.validate()
-        self.config = config
+        self.config = config  # validated at construction
         self.ndim = ndim
         self.num_conditions = num_conditions
         self.mlp = JetMLP(

@@ -32,7 +32,7 @@ import numpy as np
 import torch
 from scipy import ndimage
 
-from cidir.config import SelectionConfig
+from cidir.config import CRITERIA, SelectionConfig
 from cidir.errors import InputError
 from cidir.evaluation.metrics import folding_percent, foreground_labels, mean_dice, tre
 from cidir.fields import ConditionedTransform, LabelSampler
@@ -151,8 +151,8 @@ def search_alpha(transform: ConditionedTransform, fixed_labels: Image, moving_la
     """Score every α of the grid and choose one (see the module docstring)."""
     start = time.perf_counter()
     config = config or SelectionConfig()
-    if criterion not in ("dice", "tre"):
-        raise InputError(f"criterion: expected dice or tre, found {criterion!r}")
+    if criterion not in CRITERIA:
+        raise InputError(f"criterion: expected {' or '.join(CRITERIA)}, found {criterion!r}")
     if criterion == "tre" and fixed_points is None:
         raise InputError("criterion tre needs fixed and moving landmark points")
     if not fixed_labels.grid.same_as(transform.grid, atol=1e-3):

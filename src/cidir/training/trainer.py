@@ -62,7 +62,6 @@ class Trainer:
                  fixed_mask: Image | None = None, device: str | torch.device = "cpu",
                  init_matrix: np.ndarray | None = None,
                  transform: ConditionedTransform | None = None) -> None:
-        config.validate()
         if fixed.ndim != moving.ndim:
             raise InputError(f"fixed image {fixed.source} is {fixed.ndim}D but moving image "
                              f"{moving.source} is {moving.ndim}D")
