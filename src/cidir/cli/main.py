@@ -9,7 +9,10 @@ import sys
 from collections.abc import Sequence
 
 from cidir.cli.config_options import add_config_options, config_from_args
+from cidir.config import CRITERIA
 from cidir.errors import InputError
+
+Subparsers = argparse._SubParsersAction
 
 EPILOG = "Frames: images and fields in world mm (LPS); fields map fixed → moving."
 
@@ -30,18 +33,7 @@ def _alpha(p: argparse.ArgumentParser, default_text: str) -> None:
     p.add_argument("--alpha", type=float, help=f"α in [0, 1] ({default_text})")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="cidir",
-        description="Deformable registration with a hyperparameter-conditioned implicit neural "
-                    "representation: train once over all regularization weights α, choose α "
-                    "per patient at inference.",
-        epilog=EPILOG)
-    from cidir import __version__
-
-    parser.add_argument("--version", action="version", version=f"cidir {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
+def _add_fit(sub: Subparsers) -> None:
     p = sub.add_parser("fit", help="train the conditioned network for an image pair",
                        description="Train one network for FIXED ← MOVING over the α prior. "
                                    "Writes RUN/model.safetensors, config.toml (resolved), "
@@ -63,6 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
     _device(p)
     add_config_options(p, ("model", "objective", "training", "selection"))
 
+
+def _add_select(sub: Subparsers) -> None:
     p = sub.add_parser("select", help="choose α by the Dice of warped labels",
                        description="Score a grid of α by Dice of warped moving labels against "
                                    "fixed labels (and TRE when points are given); choose the "
@@ -75,12 +69,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--labels", type=_labels, help="labels to use, e.g. 1,2 (default: common)")
     p.add_argument("--fixed-points", help="landmarks in the fixed image (any supported format)")
     p.add_argument("--moving-points", help="corresponding landmarks in the moving image")
-    p.add_argument("--criterion", choices=("dice", "tre"), default="dice",
+    p.add_argument("--criterion", choices=CRITERIA, default="dice",
                    help="what chooses α (default dice)")
     p.add_argument("--seed", type=int, help="alias of --selection-seed")
     _device(p)
     add_config_options(p, ("selection",))
 
+
+def _add_apply(sub: Subparsers) -> None:
     p = sub.add_parser("apply", help="warp an image / label map, or map points",
                        description="Warp a moving-space image (linear) or label map (nearest) "
                                    "onto the fixed grid, or map fixed-space points to moving "
@@ -95,6 +91,10 @@ def build_parser() -> argparse.ArgumentParser:
     _alpha(p, "default: the selected α")
     _device(p)
 
+
+def _add_export(sub: Subparsers) -> None:
+    from cidir.io.field_export import FORMATS
+
     p = sub.add_parser("export", help="write the displacement field / Jacobian map",
                        description="Write the dense displacement field at α on the fixed grid "
                                    "(mm, LPS, fixed → moving, initial affine included) for "
@@ -103,11 +103,13 @@ def build_parser() -> argparse.ArgumentParser:
                        epilog=EPILOG)
     p.add_argument("run", metavar="RUN")
     p.add_argument("--field", help="output field file (.nii.gz, .mha, ...; .txt for elastix)")
-    p.add_argument("--format", default="itk", choices=("itk", "ants", "elastix"))
+    p.add_argument("--format", default="itk", choices=FORMATS)
     p.add_argument("--jacobian", help="output Jacobian-determinant image")
     _alpha(p, "default: the selected α")
     _device(p)
 
+
+def _add_evaluate(sub: Subparsers) -> None:
     p = sub.add_parser("evaluate", help="TRE / Dice / folding at α",
                        description="TRE (continuous and snapped, per axis), Dice per label, "
                                    "% det J ≤ 0 and std log det J (inside the fixed mask when "
@@ -124,6 +126,8 @@ def build_parser() -> argparse.ArgumentParser:
     _alpha(p, "default: the selected α")
     _device(p)
 
+
+def _add_report(sub: Subparsers) -> None:
     p = sub.add_parser("report", help="write RUN/report.html",
                        description="α curves, slices, differences, checkerboard, Jacobian map, "
                                    "deformed grid and the run's numbers in one HTML page.",
@@ -132,23 +136,33 @@ def build_parser() -> argparse.ArgumentParser:
     _alpha(p, "default: the selected α, else 0.5")
     _device(p)
 
+
+def _add_phantom(sub: Subparsers) -> None:
+    from cidir.data.phantom import PHANTOM_SIZES
+
     p = sub.add_parser("phantom", help="write the 4D-CT breathing phantom",
                        description="A CT-like thorax at inhale and exhale with ground-truth "
                                    "field, labels, lung masks and landmark pairs.")
     p.add_argument("--out", required=True, metavar="DIR")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--size", choices=("small", "dirlab"), default="small")
+    p.add_argument("--size", choices=tuple(PHANTOM_SIZES), default="small")
+
+
+def _add_demo(sub: Subparsers) -> None:
+    from cidir.data.phantom import PHANTOM_SIZES
 
     p = sub.add_parser("demo", help="phantom → fit → select → evaluate → report",
                        description="Generate the phantom, register exhale to inhale, choose α by "
                                    "Dice, report TRE before/after, folding, times.")
     p.add_argument("--out", default="demo_out", metavar="DIR")
-    p.add_argument("--size", choices=("small", "dirlab"), default="small")
+    p.add_argument("--size", choices=tuple(PHANTOM_SIZES), default="small")
     p.add_argument("--phantom-seed", type=int, default=0)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     _device(p)
     add_config_options(p, ("model", "objective", "training", "selection"))
 
+
+def _add_dirlab(sub: Subparsers) -> None:
     p = sub.add_parser("dirlab", help="the DIR-LAB 4DCT protocol on one case",
                        description="Fixed T00, moving T50 from a DIR-LAB download; lung mask "
                                    "given or by threshold; TRE continuous and snapped, per axis.")
@@ -161,6 +175,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true")
     _device(p)
     add_config_options(p, ("model", "objective", "training", "selection"))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="cidir",
+        description="Deformable registration with a hyperparameter-conditioned implicit neural "
+                    "representation: train once over all regularization weights α, choose α "
+                    "per patient at inference.",
+        epilog=EPILOG)
+    from cidir import __version__
+
+    parser.add_argument("--version", action="version", version=f"cidir {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for add in (_add_fit, _add_select, _add_apply, _add_export, _add_evaluate, _add_report,
+                _add_phantom, _add_demo, _add_dirlab):
+        add(sub)
     return parser
 
 
@@ -174,83 +204,118 @@ def _fit_config(args: argparse.Namespace):
     return config.with_overrides(extra) if extra else config
 
 
-def run_command(args: argparse.Namespace) -> dict | None:
+def _run_fit(args: argparse.Namespace) -> dict | None:
     from cidir.runs import commands
 
-    if args.command == "fit":
-        return commands.fit_run(args.fixed, args.moving, args.out, _fit_config(args),
-                                fixed_mask_path=args.fixed_mask,
-                                moving_mask_path=args.moving_mask, init=args.init,
-                                device=args.device, overwrite=args.overwrite,
-                                progress=not args.quiet)
-    if args.command == "select":
-        from cidir.runs.folder import RunFolder
+    return commands.fit_run(args.fixed, args.moving, args.out, _fit_config(args),
+                            fixed_mask_path=args.fixed_mask,
+                            moving_mask_path=args.moving_mask, init=args.init,
+                            device=args.device, overwrite=args.overwrite,
+                            progress=not args.quiet)
 
-        run = RunFolder(args.run)
-        run.require_trained()
-        base = run.load_config()
-        if args.config:
-            base = base.__class__.load(args.config)
-        selection = config_from_args(args, base)
-        extra = {}
-        if args.alphas is not None:
-            extra["selection.num_alphas"] = args.alphas
-        if args.seed is not None:
-            extra["selection.seed"] = args.seed
-        selection = selection.with_overrides(extra).selection if extra else selection.selection
-        out = commands.select_run(args.run, args.fixed_labels, args.moving_labels,
-                                  selection=selection, labels=args.labels,
-                                  fixed_points_path=args.fixed_points,
-                                  moving_points_path=args.moving_points,
-                                  criterion=args.criterion, device=args.device)
-        print(f"chosen α = {out['alpha']:.4g}: Dice {out['dice']:.4f} ± {out['dice_se']:.4f}, "
-              f"folding {out['folding_percent']:.3f}%"
-              + (f", TRE {out['tre_mm']:.3f} mm" if out.get("tre_mm") is not None else "")
-              + f" ({len(out['rows'])} α in {out['seconds']:.2f} s)")
-        if out.get("warning"):
-            print(f"warning: {out['warning']}", file=sys.stderr)
-        return None
-    if args.command == "apply":
-        path = commands.apply_run(args.run, args.out, alpha=args.alpha, image=args.image,
-                                  labels=args.labels, points=args.points, device=args.device)
+
+def _run_select(args: argparse.Namespace) -> dict | None:
+    from cidir.runs import commands
+    from cidir.runs.folder import RunFolder
+
+    run = RunFolder(args.run)
+    run.require_trained()
+    base = run.load_config()
+    if args.config:
+        base = base.__class__.load(args.config)
+    selection = config_from_args(args, base)
+    extra = {}
+    if args.alphas is not None:
+        extra["selection.num_alphas"] = args.alphas
+    if args.seed is not None:
+        extra["selection.seed"] = args.seed
+    selection = selection.with_overrides(extra).selection if extra else selection.selection
+    out = commands.select_run(args.run, args.fixed_labels, args.moving_labels,
+                              selection=selection, labels=args.labels,
+                              fixed_points_path=args.fixed_points,
+                              moving_points_path=args.moving_points,
+                              criterion=args.criterion, device=args.device)
+    print(f"chosen α = {out['alpha']:.4g}: Dice {out['dice']:.4f} ± {out['dice_se']:.4f}, "
+          f"folding {out['folding_percent']:.3f}%"
+          + (f", TRE {out['tre_mm']:.3f} mm" if out.get("tre_mm") is not None else "")
+          + f" ({len(out['rows'])} α in {out['seconds']:.2f} s)")
+    if out.get("warning"):
+        print(f"warning: {out['warning']}", file=sys.stderr)
+    return None
+
+
+def _run_apply(args: argparse.Namespace) -> dict | None:
+    from cidir.runs import commands
+
+    path = commands.apply_run(args.run, args.out, alpha=args.alpha, image=args.image,
+                              labels=args.labels, points=args.points, device=args.device)
+    print(f"wrote {path}")
+    return None
+
+
+def _run_export(args: argparse.Namespace) -> dict | None:
+    from cidir.runs import commands
+
+    for path in commands.export_run(args.run, field=args.field, fmt=args.format,
+                                    jacobian=args.jacobian, alpha=args.alpha,
+                                    device=args.device):
         print(f"wrote {path}")
-        return None
-    if args.command == "export":
-        for path in commands.export_run(args.run, field=args.field, fmt=args.format,
-                                        jacobian=args.jacobian, alpha=args.alpha,
-                                        device=args.device):
-            print(f"wrote {path}")
-        return None
-    if args.command == "evaluate":
-        return commands.evaluate_run(args.run, alpha=args.alpha, fixed_points=args.fixed_points,
-                                     moving_points=args.moving_points,
-                                     fixed_labels=args.fixed_labels,
-                                     moving_labels=args.moving_labels, labels=args.labels,
-                                     mask=args.mask, out=args.out, device=args.device)
-    if args.command == "report":
-        print(f"wrote {commands.report_run(args.run, alpha=args.alpha, device=args.device)}")
-        return None
-    if args.command == "phantom":
-        from cidir.data.phantom import make_phantom, write_phantom
+    return None
 
-        paths = write_phantom(make_phantom(args.size, args.seed), args.out)
-        for key, path in paths.items():
-            print(f"{key}: {path}")
-        return None
-    if args.command == "demo":
-        from cidir.runs.demo import run_demo
 
-        run_demo(args.out, config_from_args(args), size=args.size, seed=args.phantom_seed,
-                 device=args.device, progress=not args.quiet)
-        return None
-    if args.command == "dirlab":
-        from cidir.runs.dirlab import run_dirlab
+def _run_evaluate(args: argparse.Namespace) -> dict | None:
+    from cidir.runs import commands
 
-        run_dirlab(args.root, args.case, args.out, config_from_args(args), mask=args.mask,
-                   landmarks=args.landmarks, device=args.device, progress=not args.quiet,
-                   overwrite=args.overwrite)
-        return None
-    raise AssertionError(args.command)
+    return commands.evaluate_run(args.run, alpha=args.alpha, fixed_points=args.fixed_points,
+                                 moving_points=args.moving_points,
+                                 fixed_labels=args.fixed_labels,
+                                 moving_labels=args.moving_labels, labels=args.labels,
+                                 mask=args.mask, out=args.out, device=args.device)
+
+
+def _run_report(args: argparse.Namespace) -> dict | None:
+    from cidir.runs import commands
+
+    print(f"wrote {commands.report_run(args.run, alpha=args.alpha, device=args.device)}")
+    return None
+
+
+def _run_phantom(args: argparse.Namespace) -> dict | None:
+    from cidir.data.phantom import make_phantom, write_phantom
+
+    paths = write_phantom(make_phantom(args.size, args.seed), args.out)
+    for key, path in paths.items():
+        print(f"{key}: {path}")
+    return None
+
+
+def _run_demo(args: argparse.Namespace) -> dict | None:
+    from cidir.runs.demo import run_demo
+
+    run_demo(args.out, config_from_args(args), size=args.size, seed=args.phantom_seed,
+             device=args.device, progress=not args.quiet)
+    return None
+
+
+def _run_dirlab(args: argparse.Namespace) -> dict | None:
+    from cidir.runs.dirlab import run_dirlab
+
+    run_dirlab(args.root, args.case, args.out, config_from_args(args), mask=args.mask,
+               landmarks=args.landmarks, device=args.device, progress=not args.quiet,
+               overwrite=args.overwrite)
+    return None
+
+
+COMMANDS = {"fit": _run_fit, "select": _run_select, "apply": _run_apply,
+            "export": _run_export, "evaluate": _run_evaluate, "report": _run_report,
+            "phantom": _run_phantom, "demo": _run_demo, "dirlab": _run_dirlab}
+
+
+def run_command(args: argparse.Namespace) -> dict | None:
+    """Run the parsed command; returns what to print as JSON, or None."""
+    if args.command not in COMMANDS:
+        raise AssertionError(args.command)
+    return COMMANDS[args.command](args)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -43,13 +43,9 @@ def _displacement(world: np.ndarray, bumps: tuple, amplitude: float) -> np.ndarr
     return amplitude * (np.exp(-0.5 * d2)[..., None] * directions[None]).sum(1)
 
 
-def make_synthetic_pair(ndim: int = 3, seed: int = 0, size: tuple[int, ...] | None = None,
-                        spacing: tuple[float, ...] | None = None,
-                        amplitude_mm: float = 8.0, num_blobs: int = 80,
-                        rotate: bool = True) -> SyntheticPair:
-    """A pair on an anisotropic grid (3D default: 48×48×28 at 2×2×3.5 mm; 2D: 64×64 at 2×3 mm),
-    with a rotated direction when ``rotate``. The mask is the central ellipsoid."""
-    rng = np.random.default_rng(seed)
+def _grid(ndim: int, size: tuple[int, ...] | None, spacing: tuple[float, ...] | None,
+          rotate: bool, rng: np.random.Generator) -> Grid:
+    """The pair's grid (defaults of :func:`make_synthetic_pair`), origin drawn from ``rng``."""
     if ndim == 3:
         size = size or (48, 48, 28)
         spacing = spacing or (2.0, 2.0, 3.5)
@@ -60,7 +56,17 @@ def make_synthetic_pair(ndim: int = 3, seed: int = 0, size: tuple[int, ...] | No
     if rotate:
         t = 0.3
         direction[:2, :2] = [[np.cos(t), -np.sin(t)], [np.sin(t), np.cos(t)]]
-    grid = Grid(size, spacing, tuple(rng.uniform(-50, 50, ndim)), tuple(direction.ravel()))
+    return Grid(size, spacing, tuple(rng.uniform(-50, 50, ndim)), tuple(direction.ravel()))
+
+
+def make_synthetic_pair(ndim: int = 3, seed: int = 0, size: tuple[int, ...] | None = None,
+                        spacing: tuple[float, ...] | None = None,
+                        amplitude_mm: float = 8.0, num_blobs: int = 80,
+                        rotate: bool = True) -> SyntheticPair:
+    """A pair on an anisotropic grid (3D default: 48×48×28 at 2×2×3.5 mm; 2D: 64×64 at 2×3 mm),
+    with a rotated direction when ``rotate``. The mask is the central ellipsoid."""
+    rng = np.random.default_rng(seed)
+    grid = _grid(ndim, size, spacing, rotate, rng)
     world = grid.world_points()
     half = grid.scale
     centre = grid.center_voxel

@@ -92,23 +92,10 @@ def _orientation_text(ndim: int) -> str:
             "are mm from the grid's first voxel along each voxel axis.")
 
 
-def make_figures(views: list[F.SliceView], data: list[ViewData], *, fixed: Image,
-                 alpha: float, selection: Mapping[str, Any] | None,
-                 loss_history: list[dict] | None) -> list[tuple[str, bytes, str]]:
-    """(file name, PNG bytes, caption) for every figure that the inputs allow."""
-    orientation = _orientation_text(fixed.ndim)
-    a = f"{alpha:.3g}"
+def _image_figures(views: list[F.SliceView], data: list[ViewData], window: tuple[float, float],
+                   a: str, orientation: str) -> list[tuple[str, bytes, str]]:
+    """The images, their differences and the checkerboards, before and after warping."""
     out: list[tuple[str, bytes, str]] = []
-    if selection and selection.get("rows"):
-        out.append(("alpha_curves.png",
-                    F.alpha_curves(selection["rows"], alpha, str(selection.get("criterion"))),
-                    f"Scores of the trained network for each α of the search grid: mean Dice "
-                    f"of the warped moving labels against the fixed labels (band: ± one "
-                    f"standard error of the estimate from {selection.get('sample_points')} "
-                    f"sampled voxels; the same voxels serve every α), percentage of folding "
-                    f"voxels (det J ≤ 0), and mean landmark TRE (mm) when landmarks were "
-                    f"given. Dashed line: the α shown in this report ({a})."))
-    window = F.intensity_window(fixed.array)
     images = {"fixed": [d.fixed for d in data], "moving": [d.moving for d in data],
               f"warped (α = {a})": [d.warped for d in data]}
     out.append(("images.png", F.image_panels(views, images, window, "Images"),
@@ -133,6 +120,27 @@ def make_figures(views: list[F.SliceView], data: list[ViewData], *, fixed: Image
                 "Checkerboards alternating square tiles (equal size in mm) of the fixed image "
                 f"and the moving image, before (top) and after (bottom) warping at α = {a}: "
                 f"edges continuous across tiles are registered. {orientation}"))
+    return out
+
+
+def make_figures(views: list[F.SliceView], data: list[ViewData], *, fixed: Image,
+                 alpha: float, selection: Mapping[str, Any] | None,
+                 loss_history: list[dict] | None) -> list[tuple[str, bytes, str]]:
+    """(file name, PNG bytes, caption) for every figure that the inputs allow."""
+    orientation = _orientation_text(fixed.ndim)
+    a = f"{alpha:.3g}"
+    out: list[tuple[str, bytes, str]] = []
+    if selection and selection.get("rows"):
+        out.append(("alpha_curves.png",
+                    F.alpha_curves(selection["rows"], alpha, str(selection.get("criterion"))),
+                    f"Scores of the trained network for each α of the search grid: mean Dice "
+                    f"of the warped moving labels against the fixed labels (band: ± one "
+                    f"standard error of the estimate from {selection.get('sample_points')} "
+                    f"sampled voxels; the same voxels serve every α), percentage of folding "
+                    f"voxels (det J ≤ 0), and mean landmark TRE (mm) when landmarks were "
+                    f"given. Dashed line: the α shown in this report ({a})."))
+    window = F.intensity_window(fixed.array)
+    out += _image_figures(views, data, window, a, orientation)
     out.append(("jacobian.png", F.jacobian_panel(views, [d.det for d in data]),
                 f"Jacobian determinant of φ at α = {a} (computed exactly from the network's "
                 "derivatives), log2 scale centred at 0 (det J = 1): blue = local compression, "

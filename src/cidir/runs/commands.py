@@ -86,7 +86,7 @@ def fit_run(fixed_path: str, moving_path: str, out: str | Path, config: RunConfi
     dev = resolve_device(device)
     config.validate()
 
-    from cidir.alignment import initial_alignment, write_transform
+    from cidir.alignment import METHODS, initial_alignment, write_transform
 
     start = time.perf_counter()
     init_matrix = initial_alignment(fixed, moving, init, fixed_mask, moving_mask,
@@ -108,8 +108,7 @@ def fit_run(fixed_path: str, moving_path: str, out: str | Path, config: RunConfi
     run.update_inputs(fixed=_resolve(fixed_path), moving=_resolve(moving_path),
                       fixed_mask=_resolve(fixed_mask_path),
                       moving_mask=_resolve(moving_mask_path),
-                      init=init if init in ("none", "moments", "rigid", "affine")
-                      else _resolve(init))
+                      init=init if init in METHODS else _resolve(init))
     metrics = {
         "fit_seconds": round(result.seconds, 3),
         "init_seconds": round(init_seconds, 3),

@@ -144,13 +144,11 @@ def _standard_error(influence: np.ndarray, fpc: float) -> float:
     return float(np.sqrt(fpc * influence.var(ddof=1) / n)) if n > 1 else 0.0
 
 
-def search_alpha(transform: ConditionedTransform, fixed_labels: Image, moving_labels: Image,
-                 config: SelectionConfig | None = None, labels: Sequence[int] | None = None,
-                 fixed_points: np.ndarray | None = None, moving_points: np.ndarray | None = None,
-                 alphas: Sequence[float] | None = None, criterion: str = "dice") -> SelectionResult:
-    """Score every α of the grid and choose one (see the module docstring)."""
-    start = time.perf_counter()
-    config = config or SelectionConfig()
+def _check_inputs(transform: ConditionedTransform, fixed_labels: Image, moving_labels: Image,
+                  config: SelectionConfig, labels: Sequence[int] | None,
+                  fixed_points: np.ndarray | None, alphas: Sequence[float] | None,
+                  criterion: str) -> tuple[list[int], list[float]]:
+    """The labels and the α grid to score; InputError for anything unusable."""
     if criterion not in CRITERIA:
         raise InputError(f"criterion: expected {' or '.join(CRITERIA)}, found {criterion!r}")
     if criterion == "tre" and fixed_points is None:
@@ -160,15 +158,26 @@ def search_alpha(transform: ConditionedTransform, fixed_labels: Image, moving_la
                          f" differs from the model's fixed grid {transform.grid.describe()}")
     if labels is None:
         labels = foreground_labels(fixed_labels.array, moving_labels.array)
-    labels = [int(v) for v in labels]
-    if not labels:
+    chosen = [int(v) for v in labels]
+    if not chosen:
         raise InputError(f"labels {fixed_labels.source} and {moving_labels.source}: no "
                          "foreground label (> 0) in common")
-    alphas = alpha_grid(config.num_alphas) if alphas is None else [float(a) for a in alphas]
-    for a in alphas:
+    grid = alpha_grid(config.num_alphas) if alphas is None else [float(a) for a in alphas]
+    for a in grid:
         if not 0.0 <= a <= 1.0:
             raise InputError(f"alpha {a}: expected a value in [0, 1]")
+    return chosen, grid
 
+
+def search_alpha(transform: ConditionedTransform, fixed_labels: Image, moving_labels: Image,
+                 config: SelectionConfig | None = None, labels: Sequence[int] | None = None,
+                 fixed_points: np.ndarray | None = None, moving_points: np.ndarray | None = None,
+                 alphas: Sequence[float] | None = None, criterion: str = "dice") -> SelectionResult:
+    """Score every α of the grid and choose one (see the module docstring)."""
+    start = time.perf_counter()
+    config = config or SelectionConfig()
+    labels, alphas = _check_inputs(transform, fixed_labels, moving_labels, config, labels,
+                                   fixed_points, alphas, criterion)
     flat, region = sample_region(fixed_labels, labels, config.region_margin_mm,
                                  config.sample_points, config.seed)
     exact = len(flat) == region
