@@ -136,6 +136,7 @@ def test_peer_composes_with_initial_affine():
     assert _center_tre(pair, field) < 1e-6
 
 
+@pytest.mark.slow  # 25 s: the whole benchmark runner on a tiny phantom
 def test_runner_tiny_phantom(tmp_path, monkeypatch):
     import benchmarks.run_benchmarks as runner
     from benchmarks.run_benchmarks import main

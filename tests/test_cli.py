@@ -71,6 +71,7 @@ def _cli(*args: str) -> subprocess.CompletedProcess:
                           timeout=300)
 
 
+@pytest.mark.slow  # 30 s: the installed console script end to end, in subprocesses
 def test_console_script_full_sequence(files, tmp_path):
     """fit → select → apply → export → evaluate → report on files, via the console script;
     the exported field, applied by SimpleITK, reproduces cidir's own warp."""

@@ -246,7 +246,7 @@ def _sampling_percentages(image: sitk.Image, mask: sitk.Image | None) -> list[fl
     MAX_SAMPLES samples (inside the mask when given) and raised to MIN_SAMPLES."""
     n = float(np.prod(image.GetSize()))
     if mask is not None:  # the fraction of the mask's grid inside; assumed alike on the image's
-        inside = np.count_nonzero(sitk.GetArrayViewFromImage(mask))
+        inside = int(np.count_nonzero(sitk.GetArrayViewFromImage(mask)))
         n *= max(inside, 1) / float(np.prod(mask.GetSize()))
     out = []
     for shrink in SHRINK_FACTORS:

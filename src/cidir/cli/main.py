@@ -223,13 +223,13 @@ def _run_select(args: argparse.Namespace) -> dict | None:
     base = run.load_config()
     if args.config:
         base = base.__class__.load(args.config)
-    selection = config_from_args(args, base)
+    config = config_from_args(args, base)
     extra = {}
     if args.alphas is not None:
         extra["selection.num_alphas"] = args.alphas
     if args.seed is not None:
         extra["selection.seed"] = args.seed
-    selection = selection.with_overrides(extra).selection if extra else selection.selection
+    selection = config.with_overrides(extra).selection if extra else config.selection
     out = commands.select_run(args.run, args.fixed_labels, args.moving_labels,
                               selection=selection, labels=args.labels,
                               fixed_points_path=args.fixed_points,

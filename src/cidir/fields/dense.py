@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 import torch
+from numpy.typing import DTypeLike
 
 from cidir.fields.sampling import ImageSampler, LabelSampler
 from cidir.fields.transform import ConditionedTransform
@@ -42,7 +43,7 @@ def _chunks(grid: Grid, chunk_size: int, device: torch.device,
 
 
 def _evaluate(grid: Grid, transform: ConditionedTransform, chunk_size: int, width: int,
-              dtype, fn: Callable[[torch.Tensor], torch.Tensor]) -> np.ndarray:
+              dtype: DTypeLike, fn: Callable[[torch.Tensor], torch.Tensor]) -> np.ndarray:
     out = np.empty((grid.num_voxels, width) if width > 1 else grid.num_voxels, dtype=dtype)
     with torch.no_grad():
         for where, world in _chunks(grid, chunk_size, transform.device):

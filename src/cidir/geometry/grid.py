@@ -16,7 +16,7 @@ from __future__ import annotations
 import itertools
 import json
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, overload
 
 import numpy as np
 import torch
@@ -205,7 +205,7 @@ class Grid:
 
     @property
     def world_to_voxel_matrix(self) -> FloatArray:
-        return np.linalg.inv(self.voxel_to_world_matrix)
+        return np.asarray(np.linalg.inv(self.voxel_to_world_matrix), dtype=np.float64)
 
     def corners_world(self) -> FloatArray:
         """World positions (2^D, D) of the corner voxel centres."""
@@ -225,7 +225,8 @@ class Grid:
     @property
     def half_extent(self) -> FloatArray:
         """Half the distance (mm) between the first and last voxel centres, per voxel axis."""
-        return (np.asarray(self.size) - 1) * np.asarray(self.spacing) / 2
+        half: FloatArray = (np.asarray(self.size) - 1) * np.asarray(self.spacing) / 2
+        return half
 
     @property
     def scale(self) -> float:
@@ -242,11 +243,11 @@ class Grid:
     # ------------------------------------------------------------------ conversions
     def voxel_to_world(self, voxel: Voxel[P]) -> World[P]:
         """Continuous 0-based voxel index (x, y, z) → world (mm, LPS)."""
-        return apply_affine(self.voxel_to_world_matrix, voxel)  # type: ignore[return-value]
+        return apply_affine(self.voxel_to_world_matrix, voxel)
 
     def world_to_voxel(self, world: World[P]) -> Voxel[P]:
         """World (mm, LPS) → continuous 0-based voxel index (x, y, z)."""
-        return apply_affine(self.world_to_voxel_matrix, world)  # type: ignore[return-value]
+        return apply_affine(self.world_to_voxel_matrix, world)
 
     def world_to_network(self, world: World[P]) -> Network[P]:
         """World (mm) → network input, ``(world - center) / scale``."""
@@ -280,29 +281,37 @@ class Grid:
 
     def mm_to_voxel_steps(self, lengths: np.ndarray) -> FloatArray:
         """Lengths (mm) along each voxel axis (..., D) → numbers of voxels (mm / spacing)."""
-        return np.asarray(lengths) / np.asarray(self.spacing)
+        steps: FloatArray = np.asarray(lengths) / np.asarray(self.spacing)
+        return steps
 
     def convert(self, points: P, source: Frame, target: Frame) -> P:
         """Convert points between any two frames (through the world frame)."""
         if source == target:
             return points
-        to_world = {
-            Frame.WORLD: lambda p: p,
-            Frame.VOXEL: self.voxel_to_world,
-            Frame.NETWORK: self.network_to_world,
-            Frame.CUBE: lambda p: self.voxel_to_world(self.cube_to_voxel(p)),
-        }
-        from_world = {
-            Frame.WORLD: lambda p: p,
-            Frame.VOXEL: self.world_to_voxel,
-            Frame.NETWORK: self.world_to_network,
-            Frame.CUBE: lambda p: self.voxel_to_cube(self.world_to_voxel(p)),
-        }
-        out: P = from_world[target](to_world[source](points))
-        return out
+        world = points
+        if source == Frame.VOXEL:
+            world = self.voxel_to_world(points)
+        elif source == Frame.NETWORK:
+            world = self.network_to_world(points)
+        elif source == Frame.CUBE:
+            world = self.voxel_to_world(self.cube_to_voxel(points))
+        if target == Frame.VOXEL:
+            return self.world_to_voxel(world)
+        if target == Frame.NETWORK:
+            return self.world_to_network(world)
+        if target == Frame.CUBE:
+            return self.voxel_to_cube(self.world_to_voxel(world))
+        return world
 
     # ------------------------------------------------------------------ voxel sets
-    def voxel_indices(self, flat: P | None = None) -> Voxel[P]:
+    @overload
+    def voxel_indices(self, flat: None = None) -> Voxel[np.ndarray]: ...
+
+    @overload
+    def voxel_indices(self, flat: P) -> Voxel[P]: ...
+
+    def voxel_indices(self, flat: np.ndarray | torch.Tensor | None = None
+                      ) -> np.ndarray | torch.Tensor:
         """Voxel indices (N, D) in (x, y, z) order of flat array positions (integers).
 
         ``flat`` indexes an array of shape ``self.shape`` raveled in C order (x fastest);
@@ -320,7 +329,14 @@ class Grid:
         zyx = np.unravel_index(np.asarray(flat), self.shape)
         return np.stack(list(reversed(zyx)), axis=-1)
 
-    def world_points(self, flat: P | None = None) -> World[P]:
+    @overload
+    def world_points(self, flat: None = None) -> World[np.ndarray]: ...
+
+    @overload
+    def world_points(self, flat: P) -> World[P]: ...
+
+    def world_points(self, flat: np.ndarray | torch.Tensor | None = None
+                     ) -> np.ndarray | torch.Tensor:
         """World positions (N, D) of voxels at flat array positions (all voxels if None);
         float64."""
         idx = self.voxel_indices(flat)

@@ -61,7 +61,7 @@ def _dicom_series_files(directory: Path, what: str) -> list[str]:
             f"{what} {directory}: expected an image file or a folder holding a DICOM series, "
             f"found a folder with no DICOM series"
         )
-    series = {
+    series: dict[str, tuple[str, ...]] = {
         sid: sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(directory), sid) for sid in ids
     }
     counts = sorted((len(files) for files in series.values()), reverse=True)
@@ -71,7 +71,8 @@ def _dicom_series_files(directory: Path, what: str) -> list[str]:
             f"{len(ids)} series of which several have {counts[0]} files; give a folder "
             f"with a single series"
         )
-    return list(max(series.values(), key=len))
+    largest = max(series, key=lambda sid: len(series[sid]))
+    return list(series[largest])
 
 
 def _read_sitk(path: str | os.PathLike, what: str) -> sitk.Image:

@@ -56,7 +56,8 @@ class DeformationModel(nn.Module):
             return None
         if alpha is None:
             raise ValueError("the cidir model needs α")
-        return self.harmonizer(alpha)
+        params: torch.Tensor = self.harmonizer(alpha)
+        return params
 
     def forward(self, x: torch.Tensor, alpha: torch.Tensor | None = None, order: int = 0,
                 repeats: torch.Tensor | None = None) -> Jet:
@@ -71,7 +72,8 @@ class DeformationModel(nn.Module):
         if params is not None and params.shape[0] not in (1, x.shape[0]):
             raise ValueError(f"α rows ({params.shape[0]}) must be 1 or the number of points "
                              f"({x.shape[0]})")
-        return self.mlp(x, params, order)
+        jet: Jet = self.mlp(x, params, order)
+        return jet
 
 
 def _repeat_rows(params: torch.Tensor, repeats: torch.Tensor) -> torch.Tensor:

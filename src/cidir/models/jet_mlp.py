@@ -19,6 +19,7 @@ or ReLU. Derivatives are with respect to the network input (normalized coordinat
 from __future__ import annotations
 
 import math
+from typing import cast
 
 import torch
 from torch import nn
@@ -55,15 +56,19 @@ class JetMLP(nn.Module):
         first, second = pair_indices(ndim)
         self._pairs = list(zip(first, second, strict=True))
 
+    def _hidden_layers(self) -> list[nn.Linear]:
+        return [cast(nn.Linear, layer) for layer in self.hidden]
+
     def _siren_init(self) -> None:
         """SIREN initialization (Sitzmann et al. 2020)."""
         with torch.no_grad():
-            for i, layer in enumerate(self.hidden):
+            for i, layer in enumerate(self._hidden_layers()):
                 fan_in = layer.weight.shape[1]
                 bound = 1.0 / fan_in if i == 0 else math.sqrt(6.0 / fan_in) / self.omegas[i]
                 layer.weight.uniform_(-bound, bound)
 
-    def _activate(self, z: torch.Tensor, params: torch.Tensor | None, layer: int, order: int):
+    def _activate(self, z: torch.Tensor, params: torch.Tensor | None, layer: int, order: int
+                  ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
         """σ(z), σ'(z), σ''(z) (the latter two None when not needed)."""
         if self.activation == "relu":
             d1 = (z > 0).to(z.dtype) if order >= 1 else None
@@ -95,8 +100,9 @@ class JetMLP(nn.Module):
             raise ValueError(f"order: expected 0, 1 or 2, found {order}")
         ndim = self.ndim
         h = x
-        dh = d2h = None  # (D, B, W), (P, B, W)
-        for layer_index, layer in enumerate(self.hidden):
+        dh: torch.Tensor | None = None  # (D, B, W)
+        d2h: torch.Tensor | None = None  # (P, B, W)
+        for layer_index, layer in enumerate(self._hidden_layers()):
             omega = self.omegas[layer_index]
             weight = layer.weight * omega if omega != 1.0 else layer.weight
             bias = layer.bias * omega if omega != 1.0 else layer.bias
@@ -107,9 +113,9 @@ class JetMLP(nn.Module):
             else:
                 parts = [h.unsqueeze(0)]
                 if order >= 1:
-                    parts.append(dh)
+                    parts.append(cast(torch.Tensor, dh))
                 if order >= 2:
-                    parts.append(d2h)
+                    parts.append(cast(torch.Tensor, d2h))
                 stacked = torch.cat(parts, dim=0) if len(parts) > 1 else parts[0]
                 out = stacked @ weight.t()
                 z = out[0] + bias
@@ -117,17 +123,21 @@ class JetMLP(nn.Module):
                 d2z = out[1 + ndim :] if order >= 2 else None
             h, s1, s2 = self._activate(z, params, layer_index, order)
             if order >= 2:
+                assert s1 is not None and s2 is not None and dz is not None
                 # basic indexing per pair: the backward of advanced indexing (index_put_ with
                 # accumulate) is not deterministic across runs on multi-threaded CPUs
                 d2h = s2 * torch.stack([dz[i] * dz[j] for i, j in self._pairs])
                 if d2z is not None:
                     d2h = d2h + s1 * d2z
             if order >= 1:
+                assert s1 is not None and dz is not None
                 dh = s1 * dz
-        value = self.output(h)
+        value: torch.Tensor = self.output(h)
         jacobian = hessian = None
         if order >= 1:
+            assert dh is not None
             jacobian = (dh @ self.output.weight.t()).permute(1, 2, 0)  # (B, D_out, D)
         if order >= 2:
+            assert d2h is not None
             hessian = (d2h @ self.output.weight.t()).permute(1, 2, 0)  # (B, D_out, P)
         return Jet(value, jacobian, hessian)

@@ -15,7 +15,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -156,8 +156,8 @@ def make_figures(views: list[F.SliceView], data: list[ViewData], *, fixed: Image
     if data[0].fixed_labels is not None:
         out.append(("labels.png",
                     F.label_overlay(views, [d.fixed for d in data],
-                                    [d.fixed_labels for d in data],
-                                    [d.warped_labels for d in data], window),
+                                    [cast(np.ndarray, d.fixed_labels) for d in data],
+                                    [cast(np.ndarray, d.warped_labels) for d in data], window),
                     f"Contours of every fixed label (green) and of the moving labels warped "
                     f"into the fixed frame at α = {a} (red, nearest-label sampling), over the "
                     f"fixed image. {orientation}"))

@@ -146,13 +146,16 @@ def _standard_error(influence: np.ndarray, fpc: float) -> float:
 
 def _check_inputs(transform: ConditionedTransform, fixed_labels: Image, moving_labels: Image,
                   config: SelectionConfig, labels: Sequence[int] | None,
-                  fixed_points: np.ndarray | None, alphas: Sequence[float] | None,
+                  fixed_points: np.ndarray | None, moving_points: np.ndarray | None,
+                  alphas: Sequence[float] | None,
                   criterion: str) -> tuple[list[int], list[float]]:
     """The labels and the α grid to score; InputError for anything unusable."""
     if criterion not in CRITERIA:
         raise InputError(f"criterion: expected {' or '.join(CRITERIA)}, found {criterion!r}")
     if criterion == "tre" and fixed_points is None:
         raise InputError("criterion tre needs fixed and moving landmark points")
+    if (fixed_points is None) != (moving_points is None):
+        raise InputError("fixed and moving landmark points go together")
     if not fixed_labels.grid.same_as(transform.grid, atol=1e-3):
         raise InputError(f"fixed labels {fixed_labels.source}: grid {fixed_labels.grid.describe()}"
                          f" differs from the model's fixed grid {transform.grid.describe()}")
@@ -177,7 +180,7 @@ def search_alpha(transform: ConditionedTransform, fixed_labels: Image, moving_la
     start = time.perf_counter()
     config = config or SelectionConfig()
     labels, alphas = _check_inputs(transform, fixed_labels, moving_labels, config, labels,
-                                   fixed_points, alphas, criterion)
+                                   fixed_points, moving_points, alphas, criterion)
     flat, region = sample_region(fixed_labels, labels, config.region_margin_mm,
                                  config.sample_points, config.seed)
     exact = len(flat) == region
@@ -208,6 +211,7 @@ def search_alpha(transform: ConditionedTransform, fixed_labels: Image, moving_la
                 dice_per_label=per_label,
             )
             if fixed_points is not None:
+                assert moving_points is not None  # checked with the inputs
                 mapped = transform.map_points(fixed_points, a)
                 row.tre_mm = float(tre(mapped, moving_points).mean())
             rows.append(row)
@@ -219,7 +223,7 @@ def search_alpha(transform: ConditionedTransform, fixed_labels: Image, moving_la
 def _choose(rows: list[AlphaRow], criterion: str, tie_tolerance: float,
             influences: list[np.ndarray], fpc: float) -> int:
     if criterion == "tre":
-        return int(np.argmin([r.tre_mm for r in rows]))
+        return int(np.argmin([np.inf if r.tre_mm is None else r.tre_mm for r in rows]))
     scores = np.array([r.dice for r in rows])
     best = int(np.nanargmax(scores))
     ties = []

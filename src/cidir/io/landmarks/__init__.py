@@ -107,7 +107,7 @@ def write_points(path: str | os.PathLike, points_world, grid: Grid | None = None
     if grid is not None:
         check_dim(points, grid, path, "points")
     if fmt == "dirlab":
-        text = _dirlab_text(points, grid)
+        text = _dirlab_text(points, need_grid(grid, path, "points", "1-based"))
     elif fmt in ("elastix", "elastix-index"):
         text = _elastix_text(points, grid, index=fmt == "elastix-index")
     elif fmt == "fcsv":

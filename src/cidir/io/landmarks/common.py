@@ -80,7 +80,7 @@ def check_dim(points: np.ndarray, grid: Grid | None, path: Path, what: str) -> n
 def read_rows(path: Path, lines: list[tuple[int, str]], what: str, ncols: int | None
                ) -> np.ndarray:
     """Whitespace-separated numeric rows, all with the same column count (2 or 3)."""
-    rows = []
+    rows: list[list[float]] = []
     for lineno, line in lines:
         tokens = line.split()
         expected = ncols if ncols is not None else (len(rows[0]) if rows else None)

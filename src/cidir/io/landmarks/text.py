@@ -21,7 +21,7 @@ from cidir.io.landmarks.common import (
 )
 
 
-def read_dirlab_points(path: str | os.PathLike, grid: Grid, what: str = "points"
+def read_dirlab_points(path: str | os.PathLike, grid: Grid | None, what: str = "points"
                        ) -> np.ndarray:
     """DIR-LAB ``*_xyz.txt``: 1-based voxel x y z per line → world mm (LPS) via ``grid``."""
     path = Path(path)
@@ -123,7 +123,11 @@ def _dirlab_text(points: np.ndarray, grid: Grid) -> str:
 
 
 def _elastix_text(points: np.ndarray, grid: Grid | None, index: bool) -> str:
-    values = grid.world_to_voxel(points) if index else points
+    values = points
+    if index:
+        if grid is None:
+            raise ValueError("elastix index points: the grid is needed")
+        values = grid.world_to_voxel(points)
     header = f"{'index' if index else 'point'}\n{len(points)}\n"
     return header + rows_text(values, " ")
 
