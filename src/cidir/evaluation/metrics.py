@@ -14,6 +14,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from cidir.geometry import Grid
+from cidir.geometry.frames import World
 
 
 def foreground_labels(*label_arrays: np.ndarray) -> list[int]:
@@ -54,7 +55,7 @@ def mean_dice(per_label: dict[int, float]) -> float:
     return float(np.mean(values)) if values else float("nan")
 
 
-def tre(mapped_fixed: np.ndarray, moving: np.ndarray) -> np.ndarray:
+def tre(mapped_fixed: World[np.ndarray], moving: World[np.ndarray]) -> np.ndarray:
     """Per-point target registration error (mm): ‖φ(p_fixed) − p_moving‖."""
     mapped_fixed = np.asarray(mapped_fixed, float)
     moving = np.asarray(moving, float)
@@ -63,7 +64,7 @@ def tre(mapped_fixed: np.ndarray, moving: np.ndarray) -> np.ndarray:
     return np.linalg.norm(mapped_fixed - moving, axis=-1)
 
 
-def snap_to_grid(points_world: np.ndarray, grid: Grid) -> np.ndarray:
+def snap_to_grid(points_world: World[np.ndarray], grid: Grid) -> World[np.ndarray]:
     """World points moved to the centre of their nearest voxel of ``grid`` (mm)."""
     return grid.voxel_to_world(np.floor(grid.world_to_voxel(np.asarray(points_world)) + 0.5))
 

@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from cidir.errors import InputError
+from cidir.geometry.frames import World
 from cidir.geometry.grid import Grid
 from cidir.io.atomic import write_text
 from cidir.io.landmarks.common import FORMATS, check_dim, guess_format, need_grid
@@ -59,7 +60,7 @@ __all__ = [
 
 
 def read_points(path: str | os.PathLike, grid: Grid | None = None, what: str = "points",
-                format: str | None = None) -> np.ndarray:
+                format: str | None = None) -> World[np.ndarray]:
     """Read a point file into world mm, LPS: array (N, D) float64.
 
     The format comes from ``format`` (one of :data:`FORMATS`) or the file name (see the
@@ -85,7 +86,8 @@ def read_points(path: str | os.PathLike, grid: Grid | None = None, what: str = "
     return check_dim(points, grid, path, what)
 
 
-def write_points(path: str | os.PathLike, points_world, grid: Grid | None = None,
+def write_points(path: str | os.PathLike, points_world: World[np.ndarray],
+                 grid: Grid | None = None,
                  format: str | None = None) -> None:
     """Write world mm (LPS) points (N, D) atomically; the file's frame depends on the format.
 
