@@ -307,3 +307,14 @@ def test_phantom_style_helpers():
     v = np.random.default_rng(8).normal(size=(4, 3))
     np.testing.assert_allclose(grid.vectors_to_voxel_axes(v) @ rot.T, v, atol=1e-12)
     assert grid.direction_column_major == tuple(rot.T.ravel())
+
+
+def test_maps_built_under_inference_mode_serve_autograd():
+    """Maps first built inside torch.inference_mode are normal tensors: a later training use
+    (gradient with respect to the world points) works."""
+    grid = Grid((5, 6), (1.0, 2.0), (0.5, -3.0), (0.0, 1.0, 1.0, 0.0))
+    with torch.inference_mode():
+        grid.maps("cpu", torch.float32).world_to_voxel(torch.zeros(1, 2))
+    world = torch.ones(3, 2, requires_grad=True)
+    grid.maps("cpu", torch.float32).world_to_voxel(world).sum().backward()
+    assert world.grad is not None

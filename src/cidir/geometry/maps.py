@@ -73,7 +73,13 @@ class GridMaps:
 
 @functools.lru_cache(maxsize=64)
 def grid_maps(grid: Grid, device: torch.device, dtype: torch.dtype) -> GridMaps:
-    """The :class:`GridMaps` of ``grid`` on ``device`` in ``dtype`` (cached)."""
+    """The :class:`GridMaps` of ``grid`` on ``device`` in ``dtype`` (cached; built as normal
+    tensors even under ``torch.inference_mode``, so that a later autograd use may save them)."""
+    with torch.inference_mode(False):
+        return _build(grid, device, dtype)
+
+
+def _build(grid: Grid, device: torch.device, dtype: torch.dtype) -> GridMaps:
     d = grid.ndim
     inverse = torch.as_tensor(grid.world_to_voxel_matrix, dtype=torch.float64)
     size = torch.as_tensor(grid.size, dtype=dtype, device=device)
