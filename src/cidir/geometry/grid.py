@@ -260,6 +260,11 @@ class Grid:
         size = np.asarray(self.size, dtype=float)
         return np.all((voxel >= -margin) & (voxel <= size - 1 + margin), axis=-1)
 
+    def contains_world(self, world: Points, margin: float = 0.5):
+        """Whether world points (mm) lie within the grid's extent: voxel indices within
+        [-margin, size - 1 + margin] per axis (0.5: the outer faces of the edge voxels)."""
+        return self.contains_voxel(self.world_to_voxel(world), margin)
+
     def same_as(self, other: Grid, atol: float = 1e-4) -> bool:
         """Whether two grids describe the same voxels in world space (within ``atol`` mm)."""
         return (

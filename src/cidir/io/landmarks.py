@@ -65,6 +65,11 @@ def _guess_format(path: Path) -> str:
     )
 
 
+def guess_format(path: str | os.PathLike) -> str:
+    """The point-file format named by ``path``'s extension (InputError when none is)."""
+    return _guess_format(Path(path))
+
+
 def _numbers(tokens: list[str], path: Path, lineno: int, what: str) -> list[float]:
     try:
         values = [float(t) for t in tokens]
