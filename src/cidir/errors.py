@@ -34,6 +34,8 @@ def itk_message(exc: BaseException, limit: int = 160) -> str:
     ITK ERROR: SomeIO(0x55...): the reason``; this keeps ``the reason``. Messages that are
     only C++ library internals (``basic_string::replace: __pos ...``) give ``""``.
     """
+    if isinstance(exc, UnicodeDecodeError):  # SimpleITK could not decode ITK's message
+        return ""
     text = str(exc)
     for marker in ("sitk::ERROR:", "ITK ERROR:", "ERROR:"):
         if marker in text:

@@ -287,6 +287,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     import SimpleITK as sitk
 
     # ITK prints reader warnings on stderr; cidir states what matters in its own messages
+    shown = sitk.ProcessObject.GetGlobalWarningDisplay()
     sitk.ProcessObject.SetGlobalWarningDisplay(False)
     try:
         result = run_command(args)
@@ -300,6 +301,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"cidir {args.command}: interrupted", file=sys.stderr)
         return 130
+    finally:
+        sitk.ProcessObject.SetGlobalWarningDisplay(shown)
     if result is not None:
         print(json.dumps(result, indent=2))
     return 0

@@ -23,6 +23,7 @@ from cidir.errors import InputError, itk_message
 from cidir.geometry.grid import Grid
 from cidir.geometry.image import Image
 from cidir.io.atomic import atomic_path
+from cidir.io.native import native_stderr_silenced
 
 GRID_ATOL_MM = 1e-3
 # formats whose header names a separate data file: written into a temporary folder
@@ -41,7 +42,7 @@ def _dicom_series_files(directory: Path, what: str) -> list[str]:
     sitk.ProcessObject.SetGlobalWarningDisplay(False)  # GDCM warns on stderr for no series
     try:
         ids = sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(directory))
-    except RuntimeError as exc:
+    except (RuntimeError, UnicodeDecodeError) as exc:
         raise InputError(
             f"{what} {directory}: cannot list DICOM series ({_short_reason(exc)})"
         ) from None
@@ -74,11 +75,13 @@ def _read_sitk(path: str | os.PathLike, what: str) -> sitk.Image:
         if p.is_dir():
             reader = sitk.ImageSeriesReader()
             reader.SetFileNames(_dicom_series_files(p, what))
-            image = reader.Execute()
+            with native_stderr_silenced():
+                image = reader.Execute()
         else:
             _check_nifti_on_disk(p, what)
-            image = sitk.ReadImage(str(p))
-    except RuntimeError as exc:
+            with native_stderr_silenced():
+                image = sitk.ReadImage(str(p))
+    except (RuntimeError, UnicodeDecodeError) as exc:
         raise InputError(
             f"{what} {p}: expected a readable image, found an unreadable or corrupt file "
             f"({_short_reason(exc)})"
@@ -378,8 +381,9 @@ def read_vector_image(path: str | os.PathLike, what: str = "vector image"
         raise InputError(f"{what} {p}: expected a vector image file, found no such file")
     _check_nifti_on_disk(p, what)
     try:
-        image = sitk.ReadImage(str(p))
-    except RuntimeError as exc:
+        with native_stderr_silenced():
+            image = sitk.ReadImage(str(p))
+    except (RuntimeError, UnicodeDecodeError) as exc:
         raise InputError(
             f"{what} {p}: expected a readable vector image, found an unreadable or corrupt "
             f"file ({_short_reason(exc)})"

@@ -94,7 +94,7 @@ def check_image_output(path: str | os.PathLike, what: str = "--out", ndim: int =
             sitk.WriteImage(image, probe)
             back = sitk.ReadImage(probe)
         except RuntimeError as exc:
-            reason = itk_message(exc) or "no writer"
+            reason = (itk_message(exc) or "no writer").replace(probe, p.name)
             raise InputError(f"{what} {p}: cannot write a {ndim}D {kind} image as {suffix} "
                              f"({reason}); use {GEOMETRY_FORMATS}") from None
     same = (back.GetDimension() == ndim

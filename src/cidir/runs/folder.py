@@ -49,6 +49,7 @@ from cidir.runs import inputs as input_records
 from cidir.runs import staging
 from cidir.runs.identity import RunIdentity, config_run_id, sha256_file
 from cidir.runs.lock import RunLock
+from cidir.runs.lock import holder as lock_holder
 
 REFIT = "refit with cidir fit --overwrite"
 
@@ -101,6 +102,10 @@ class RunFolder:
             raise InputError(f"run folder {self.path}: not found (create it with `cidir fit`)")
         self.settle()
         if not self.model_path.is_file():
+            busy = lock_holder(self.path)
+            if busy:
+                raise InputError(f"run folder {self.path} is in use by {busy}: its fit has not "
+                                 "finished; wait for it")
             interrupted = self.interrupted()
             if interrupted:
                 raise InputError(f"run folder {self.path}: its fit was interrupted at "

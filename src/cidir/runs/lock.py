@@ -47,6 +47,24 @@ def _read_holder(fd: int) -> dict:
     return holder if isinstance(holder, dict) else {"pid": "?"}
 
 
+def holder(folder: str | os.PathLike) -> str | None:
+    """Who holds ``folder``'s lock (``process PID (cidir fit since ...)``), None when free."""
+    path = Path(folder) / LOCK_NAME
+    if fcntl is None:  # pragma: no cover
+        return None
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return _describe(_read_holder(fd))
+    finally:
+        os.close(fd)  # also releases the shared lock, if taken
+    return None
+
+
 class RunLock:
     """Context manager holding the lock of ``folder`` (created when missing)."""
 
