@@ -4,6 +4,7 @@ tiny fit options, and the check that a command failed cleanly."""
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -14,6 +15,7 @@ from cidir.cli.main import main
 from cidir.data.synthetic import make_synthetic_pair
 from cidir.io.images import write_image
 from cidir.io.landmarks import write_points
+from cidir.training import StopWhen
 
 # a fit of well under a second: tiny network, few iterations and points
 TINY = ["--model-width", "16", "--model-hidden-layers", "2", "--model-harmonizer-widths", "16",
@@ -78,4 +80,18 @@ def cidir_process(*args: str, **kwargs) -> subprocess.Popen:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     code = "import sys; from cidir.cli.main import main; sys.exit(main(sys.argv[1:]))"
     return subprocess.Popen([sys.executable, "-c", code, *args], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kwargs)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, encoding="utf-8",
+                            errors="replace", **kwargs)
+
+
+def interrupt_at(iteration: int) -> type[StopWhen]:
+    """A StopWhen hook that sends this process SIGINT at ``iteration``, as a user's Ctrl-C
+    (monkeypatch it over ``cidir.runs.fit.StopWhen`` to interrupt an in-process fit)."""
+
+    class InterruptAt(StopWhen):
+        def on_step(self, state) -> bool:
+            if state.iteration == iteration:
+                signal.raise_signal(signal.SIGINT)
+            return super().on_step(state)
+
+    return InterruptAt

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import signal
 from pathlib import Path
 
 import numpy as np
@@ -20,8 +19,7 @@ from cidir.alignment import write_transform
 from cidir.cli.main import main
 from cidir.io.landmarks import read_points, write_points
 from cidir.runs import fit as fit_module
-from cidir.training import StopWhen
-from runs_helpers import TINY, fit_args, snapshot, write_pair
+from runs_helpers import TINY, fit_args, interrupt_at, snapshot, write_pair
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -43,15 +41,6 @@ def mutations(data: bytes, seed: int) -> list[bytes]:
     return out
 
 
-class _InterruptAt3(StopWhen):
-    """Sends this process SIGINT at iteration 3, as a user's Ctrl-C."""
-
-    def on_step(self, state) -> bool:
-        if state.iteration == 3:
-            signal.raise_signal(signal.SIGINT)
-        return super().on_step(state)
-
-
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
     """Valid files of every kind, a fitted and selected run, and an interrupted run."""
@@ -63,7 +52,7 @@ def world(tmp_path_factory):
                  "--moving-labels", str(files["moving_labels"])]) == 0
     interrupted = root / "interrupted"
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(fit_module, "StopWhen", _InterruptAt3)
+        mp.setattr(fit_module, "StopWhen", interrupt_at(3))
         assert main(fit_args(files, interrupted, "--training-iterations", "8",
                              "--training-checkpoint-every", "2")) == 130
     moving = sitk.ReadImage(str(files["moving"]))

@@ -349,3 +349,38 @@ def test_elastix_parameter_file_names_its_field(files, run, tmp_path):
     run_id = json.loads((run / "metrics.json").read_text())["run_id"]
     assert f"// cidir run {run_id}" in text
     assert sitk.ReadImage(str(field)).GetMetaData("descrip").startswith(f"cidir run {run_id}")
+
+
+# ------------------------------------------------------------------- run identity
+def test_every_file_records_its_fit(files, run, tmp_path):
+    """The run id and model checksum are in the model, config.toml, every JSON file, the
+    report and exported images; CSV files are covered by checksums in the JSON files."""
+    from safetensors import safe_open
+
+    from cidir.runs.identity import sha256_file
+
+    copy = tmp_path / "copy"
+    shutil.copytree(run, copy)
+    assert main(["evaluate", str(copy)]) == 0
+    assert main(["report", str(copy)]) == 0
+    with safe_open(str(copy / "model.safetensors"), framework="pt") as f:
+        meta = f.metadata()
+    run_id, sha = meta["run_id"], meta["sha256"]
+    assert (copy / "config.toml").read_text().splitlines()[0] == f"# cidir run {run_id}"
+    for name in ("inputs.json", "metrics.json", "selection.json", "evaluation.json"):
+        data = json.loads((copy / name).read_text())
+        assert (data["run_id"], data["model_sha256"]) == (run_id, sha), name
+    selection = json.loads((copy / "selection.json").read_text())
+    assert selection["files"]["alpha_table.csv"] == sha256_file(copy / "alpha_table.csv")
+    metrics = json.loads((copy / "metrics.json").read_text())
+    assert metrics["files"]["loss.csv"] == sha256_file(copy / "loss.csv")
+    assert f"<meta name='cidir-run-id' content='{run_id}'>" in (copy / "report.html").read_text()
+    for name in ("w.mha", "w.nii.gz"):
+        assert main(["apply", str(copy), "--image", str(files["moving"]), "--out",
+                     str(tmp_path / name)]) == 0
+    assert sitk.ReadImage(str(tmp_path / "w.mha")).GetMetaData("cidir_run_id") == run_id
+    assert run_id in sitk.ReadImage(str(tmp_path / "w.nii.gz")).GetMetaData("descrip")
+    # a CSV of another fit (or edited) is refused through its recorded checksum
+    with open(copy / "loss.csv", "a") as f:
+        f.write("999,0,0,0,0\n")
+    assert main(["report", str(copy)]) == 2

@@ -19,14 +19,22 @@ from cidir.cli.main import main
 from cidir.config import RunConfig
 from cidir.data.synthetic import make_synthetic_pair
 from cidir.errors import InputError
+from cidir.runs import fit as fit_module
 from cidir.training import StopWhen, Trainer
 from cidir.training.checkpoint import load_checkpoint, save_checkpoint
-from runs_helpers import TINY, cidir_process, expect_error, fit_args, write_pair
+from runs_helpers import (
+    TINY,
+    cidir_process,
+    expect_error,
+    fit_args,
+    interrupt_at,
+    write_pair,
+)
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 # long enough that a signal sent at the first checkpoint lands mid-fit (a few seconds)
-LONG = ["--training-iterations", "600", "--training-checkpoint-every", "25"]
+LONG = ["--training-iterations", "400", "--training-checkpoint-every", "20"]
 
 
 @pytest.fixture(scope="module")
@@ -81,7 +89,7 @@ def test_sigint_saves_checkpoint_and_resume_matches(files, reference, tmp_path, 
     assert process.returncode == 130, err
     last = err.rstrip("\n").split("\n")[-1]  # the bar's line was ended first
     assert last.startswith("cidir fit: interrupted at iteration "), err
-    assert last.endswith(f"/600; resume with: cidir fit --resume {out}"), err
+    assert last.endswith(f"/400; resume with: cidir fit --resume {out}"), err
     assert "Traceback" not in err
     # nothing that looks complete: no model; commands say how to continue
     assert not (out / "model.safetensors").exists()
@@ -93,7 +101,7 @@ def test_sigint_saves_checkpoint_and_resume_matches(files, reference, tmp_path, 
     assert resume.returncode == 0, err
     _assert_same_model(out, reference)
     metrics = json.loads((out / "metrics.json").read_text())
-    assert metrics["iterations"] == 600 and len(metrics["resumed_at"]) == 1
+    assert metrics["iterations"] == 400 and len(metrics["resumed_at"]) == 1
     assert not list(out.glob(".fit-*"))
 
 
@@ -152,14 +160,13 @@ def test_resume_refusals(capfd, files, tmp_path):
     expect_error(capfd, ["fit", str(files["fixed"]), str(files["moving"])], "--out RUN")
 
 
-def test_resume_refuses_changed_inputs(capfd, tmp_path):
+def test_resume_refuses_changed_inputs(capfd, tmp_path, monkeypatch):
     files = write_pair(tmp_path / "data")
     out = tmp_path / "run"
-    process = cidir_process(*fit_args(files, out, *LONG))
-    _wait_for_checkpoint(out, process)
-    process.send_signal(signal.SIGINT)
-    process.communicate(timeout=120)
-    assert process.returncode == 130
+    monkeypatch.setattr(fit_module, "StopWhen", interrupt_at(5))  # Ctrl-C at iteration 5
+    assert main(fit_args(files, out)) == 130
+    assert capfd.readouterr().err.strip().endswith(f"iteration 5/20; resume with: cidir fit "
+                                                   f"--resume {out}")
     shutil.copy(files["fixed"], files["moving"])  # the moving image changed since
     expect_error(capfd, ["fit", "--resume", str(out)], "moving image", "changed since the fit")
     assert list(out.glob(".fit-*/checkpoint.safetensors"))  # still resumable once restored

@@ -238,6 +238,9 @@ class RunConfig:
         except UnicodeDecodeError:
             raise InputError(f"config file {path}: expected TOML text, found binary data"
                              ) from None
+        except OSError as exc:
+            raise InputError(f"config file {path}: cannot read it ({exc.strerror or exc})"
+                             ) from None
         return cls.from_toml(text, str(path))
 
     def with_overrides(self, overrides: dict[str, Any]) -> RunConfig:

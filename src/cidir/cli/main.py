@@ -106,7 +106,11 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Write the dense displacement field at α on the fixed grid "
                                    "(mm, LPS, fixed → moving, initial affine included) for "
                                    "ITK/Slicer (itk), ANTs (ants) or elastix/transformix "
-                                   "(elastix), and/or the Jacobian-determinant map.",
+                                   "(elastix), and/or the Jacobian-determinant map. The elastix "
+                                   "parameter file names its field by absolute path (elastix "
+                                   "reads a relative one from its working directory): after "
+                                   "moving the two files, export again or edit "
+                                   "DeformationFieldFileName.",
                        epilog=EPILOG)
     p.add_argument("run", metavar="RUN")
     p.add_argument("--field", help="output field file (.nii.gz, .mha, ...; .txt for elastix)")
