@@ -187,8 +187,9 @@ def _fit_config(args: argparse.Namespace):
 
 def _check_resume_args(args: argparse.Namespace) -> None:
     """--resume continues the recorded fit: it takes no inputs or configuration."""
-    given = [name for name in ("fixed", "moving", "out", "fixed_mask", "moving_mask", "config",
-                               "iterations", "seed") if getattr(args, name, None) is not None]
+    given = [name.upper() if name in ("fixed", "moving") else f"--{name.replace('_', '-')}"
+             for name in ("fixed", "moving", "out", "fixed_mask", "moving_mask", "config",
+                          "iterations", "seed") if getattr(args, name, None) is not None]
     given += [f"--{k.split('__')[1]}-{k.split('__')[2].replace('_', '-')}"
               for k, v in vars(args).items() if k.startswith("cfg__") and v is not None]
     given += ["--set"] * bool(args.set) + ["--init"] * (args.init != "none") \

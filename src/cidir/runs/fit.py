@@ -106,8 +106,12 @@ def fit_run(fixed_path: str, moving_path: str, out: str | Path, config: RunConfi
             _refuse_existing(run, overwrite)
             plan["run_id"] = new_run_id()
             stage = staging.new_staging(run.path, plan["run_id"])
-            _write_plan(run, stage, config, plan, paths, init)
-            trainer = Trainer(fixed, moving, config, fixed_mask, dev, init_matrix)
+            try:
+                _write_plan(run, stage, config, plan, paths, init)
+                trainer = Trainer(fixed, moving, config, fixed_mask, dev, init_matrix)
+            except BaseException:
+                shutil.rmtree(stage, ignore_errors=True)
+                raise
             return _train_and_commit(run, stage, trainer, plan, progress)
     finally:
         if created and run.path.is_dir() and not any(run.path.iterdir()):
@@ -157,7 +161,8 @@ def _train_and_commit(run: RunFolder, stage: Path, trainer: Trainer, plan: dict[
     except (FitInterrupted, KeyboardInterrupt):
         raise
     except BaseException:
-        if not (stage / staging.CHECKPOINT_NAME).is_file():
+        # keep what can still be used: a checkpoint to resume from, a switch to complete
+        if not (stage / staging.CHECKPOINT_NAME).is_file() and not staging.pending(run.path):
             shutil.rmtree(stage, ignore_errors=True)
         raise
 

@@ -87,10 +87,15 @@ def finish(run_dir: Path) -> None:
     except (json.JSONDecodeError, KeyError, TypeError, UnicodeDecodeError):
         raise InputError(f"{journal}: unreadable; the last fit's switch cannot be completed: "
                          "refit with cidir fit --overwrite") from None
-    for name in remove:
-        _remove(run_dir / name)
-    for name in move:
-        if (staging / name).exists():
-            os.replace(staging / name, run_dir / name)
-    shutil.rmtree(staging, ignore_errors=True)
-    journal.unlink()
+    try:
+        for name in remove:
+            _remove(run_dir / name)
+        for name in move:
+            if (staging / name).exists():
+                os.replace(staging / name, run_dir / name)
+        shutil.rmtree(staging, ignore_errors=True)
+        journal.unlink()
+    except OSError as exc:
+        raise InputError(f"run folder {run_dir}: could not switch in its new fit "
+                         f"({exc.strerror or exc}); once that is fixed, any cidir command on "
+                         "the run completes the switch") from None
