@@ -61,7 +61,8 @@ def world(tmp_path_factory):
     sitk.WriteImage(moving, str(valid["nii"]))
     sitk.WriteImage(moving, str(valid["mha"]), useCompression=False)
     sitk.WriteImage(sitk.ReadImage(str(files["moving_labels"])), str(valid["labels"]))
-    valid["config"].write_text((run / "config.toml").read_text().split("\n", 1)[1])
+    valid["config"].write_text(
+        (run / "config.toml").read_text(encoding="utf-8").split("\n", 1)[1], encoding="utf-8")
     shift = np.eye(4)
     shift[:3, 3] = (1.0, -2.0, 0.5)
     write_transform(shift, valid["tfm"])
@@ -154,7 +155,8 @@ def test_fuzz_run_files(capfd, world, tmp_path, kind, name):
                 assert len(err.strip().splitlines()) == 1, err
                 assert snapshot(copy) == before
             else:
-                assert json.loads((copy / "metrics.json").read_text())["iterations"] == 8
+                metrics = json.loads((copy / "metrics.json").read_text(encoding="utf-8"))
+                assert metrics["iterations"] == 8
             codes.append(code)
             continue
         alpha = [] if kind == "selection" else ["--alpha", "0.5"]

@@ -59,14 +59,14 @@ def no_training(monkeypatch):
 # ------------------------------------------------------------- row 1: --out unusable
 def test_fit_out_is_a_file(capfd, files, tmp_path, no_training):
     out = tmp_path / "run.txt"
-    out.write_text("not a folder\n")
+    out.write_text("not a folder\n", encoding="utf-8")
     expect_error(capfd, fit_args(files, out), "run.txt", "expected a folder, found a file")
-    assert out.read_text() == "not a folder\n"
+    assert out.read_text(encoding="utf-8") == "not a folder\n"
 
 
 def test_fit_out_under_a_file(capfd, files, tmp_path, no_training):
     blocker = tmp_path / "blocker"
-    blocker.write_text("x")
+    blocker.write_text("x", encoding="utf-8")
     expect_error(capfd, fit_args(files, blocker / "run"), "cannot create the folder")
 
 
@@ -95,12 +95,12 @@ def test_overwrite_removes_everything_derived(capfd, files, tmp_path):
     assert main(select_args(files, out)) == 0
     for name in ("selection.json", "alpha_table.csv", "init_transform.tfm"):
         assert (out / name).is_file()
-    old_id = json.loads((out / "metrics.json").read_text())["run_id"]
+    old_id = json.loads((out / "metrics.json").read_text(encoding="utf-8"))["run_id"]
     assert main(fit_args(files, out, "--overwrite", "--seed", "3")) == 0
     capfd.readouterr()
     for name in ("selection.json", "alpha_table.csv", "init_transform.tfm"):
         assert not (out / name).exists(), name
-    inputs = json.loads((out / "inputs.json").read_text())
+    inputs = json.loads((out / "inputs.json").read_text(encoding="utf-8"))
     assert "fixed_mask" not in inputs["inputs"]
     assert inputs["run_id"] != old_id
     assert not list(out.glob(".fit-*")) and not (out / staging.JOURNAL_NAME).exists()
@@ -144,7 +144,7 @@ def test_half_done_switch_is_completed(capfd, files, run, tmp_path, monkeypatch)
                  "--out", str(tmp_path / "w.nii.gz")]) == 0
     assert not (copy / staging.JOURNAL_NAME).exists() and not list(copy.glob(".fit-*"))
     assert not (copy / "selection.json").exists()
-    assert "seed = 5" in (copy / "config.toml").read_text()
+    assert "seed = 5" in (copy / "config.toml").read_text(encoding="utf-8")
 
 
 # --------------------------------------------------------- row 3: one writer at a time
@@ -173,7 +173,8 @@ def test_stale_lock_is_recovered(capfd, files, tmp_path):
     out = tmp_path / "run"
     out.mkdir()
     (out / LOCK_NAME).write_text(json.dumps({"pid": 999999, "host": "here",
-                                             "command": "cidir fit", "since": "earlier"}))
+                                             "command": "cidir fit", "since": "earlier"}),
+                                encoding="utf-8")
     assert main(fit_args(files, out)) == 0
     err = capfd.readouterr().err
     assert "recovered the lock left by process 999999" in err
@@ -331,7 +332,7 @@ def test_inputs_inside_the_run_travel_with_it(files, tmp_path):
         shutil.copy(files[name], inputs / f"{name}.nii.gz")
     assert main(["fit", str(inputs / "fixed.nii.gz"), str(inputs / "moving.nii.gz"), "--out",
                  str(out), *TINY]) == 0
-    recorded = json.loads((out / "inputs.json").read_text())["inputs"]
+    recorded = json.loads((out / "inputs.json").read_text(encoding="utf-8"))["inputs"]
     assert recorded["fixed"]["path"] == "inputs/fixed.nii.gz"
     shutil.move(out, tmp_path / "renamed")
     assert main(["evaluate", str(tmp_path / "renamed"), "--alpha", "0.5"]) == 0
@@ -342,11 +343,11 @@ def test_elastix_parameter_file_names_its_field(files, run, tmp_path):
     so the file names its field by absolute path and says what to do after a move."""
     param = tmp_path / "out" / "tp.txt"
     assert main(["export", str(run), "--field", str(param), "--format", "elastix"]) == 0
-    text = param.read_text()
+    text = param.read_text(encoding="utf-8")
     field = (tmp_path / "out" / "tp_field.nii.gz").resolve()
     assert f'(DeformationFieldFileName "{field}")' in text
     assert "rerun cidir export or edit that line" in text.replace("\n// ", " ")
-    run_id = json.loads((run / "metrics.json").read_text())["run_id"]
+    run_id = json.loads((run / "metrics.json").read_text(encoding="utf-8"))["run_id"]
     assert f"// cidir run {run_id}" in text
     assert sitk.ReadImage(str(field)).GetMetaData("descrip").startswith(f"cidir run {run_id}")
 
@@ -366,21 +367,23 @@ def test_every_file_records_its_fit(files, run, tmp_path):
     with safe_open(str(copy / "model.safetensors"), framework="pt") as f:
         meta = f.metadata()
     run_id, sha = meta["run_id"], meta["sha256"]
-    assert (copy / "config.toml").read_text().splitlines()[0] == f"# cidir run {run_id}"
+    config = (copy / "config.toml").read_text(encoding="utf-8")
+    assert config.splitlines()[0] == f"# cidir run {run_id}"
     for name in ("inputs.json", "metrics.json", "selection.json", "evaluation.json"):
-        data = json.loads((copy / name).read_text())
+        data = json.loads((copy / name).read_text(encoding="utf-8"))
         assert (data["run_id"], data["model_sha256"]) == (run_id, sha), name
-    selection = json.loads((copy / "selection.json").read_text())
+    selection = json.loads((copy / "selection.json").read_text(encoding="utf-8"))
     assert selection["files"]["alpha_table.csv"] == sha256_file(copy / "alpha_table.csv")
-    metrics = json.loads((copy / "metrics.json").read_text())
+    metrics = json.loads((copy / "metrics.json").read_text(encoding="utf-8"))
     assert metrics["files"]["loss.csv"] == sha256_file(copy / "loss.csv")
-    assert f"<meta name='cidir-run-id' content='{run_id}'>" in (copy / "report.html").read_text()
+    report = (copy / "report.html").read_text(encoding="utf-8")
+    assert f"<meta name='cidir-run-id' content='{run_id}'>" in report
     for name in ("w.mha", "w.nii.gz"):
         assert main(["apply", str(copy), "--image", str(files["moving"]), "--out",
                      str(tmp_path / name)]) == 0
     assert sitk.ReadImage(str(tmp_path / "w.mha")).GetMetaData("cidir_run_id") == run_id
     assert run_id in sitk.ReadImage(str(tmp_path / "w.nii.gz")).GetMetaData("descrip")
     # a CSV of another fit (or edited) is refused through its recorded checksum
-    with open(copy / "loss.csv", "a") as f:
+    with open(copy / "loss.csv", "a", encoding="utf-8") as f:
         f.write("999,0,0,0,0\n")
     assert main(["report", str(copy)]) == 2

@@ -73,7 +73,7 @@ def _assert_same_model(a: Path, b: Path) -> None:
     assert meta[0]["run_id"] != meta[1]["run_id"]  # two fits, one result
 
     def losses(run: Path) -> list[str]:  # loss.csv without its timing column
-        rows = (run / "loss.csv").read_text().splitlines()
+        rows = (run / "loss.csv").read_text(encoding="utf-8").splitlines()
         return [",".join(v for i, v in enumerate(r.split(",")) if i != 1) for r in rows]
 
     assert losses(a) == losses(b)
@@ -100,7 +100,7 @@ def test_sigint_saves_checkpoint_and_resume_matches(files, reference, tmp_path, 
     _, err = resume.communicate(timeout=300)
     assert resume.returncode == 0, err
     _assert_same_model(out, reference)
-    metrics = json.loads((out / "metrics.json").read_text())
+    metrics = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
     assert metrics["iterations"] == 400 and len(metrics["resumed_at"]) == 1
     assert not list(out.glob(".fit-*"))
 
