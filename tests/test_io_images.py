@@ -310,7 +310,7 @@ def test_failed_write_leaves_nothing(tmp_path, monkeypatch):
 
     monkeypatch.setattr(io_images.sitk, "WriteImage", boom)
     for name in ("x.nii.gz", "x.mhd"):
-        with pytest.raises(RuntimeError):
+        with pytest.raises(InputError, match=f"{name}: cannot write it .disk full"):
             write_image(make_image(3), tmp_path / name)
     assert list(tmp_path.iterdir()) == []
 

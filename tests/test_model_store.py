@@ -168,11 +168,11 @@ def test_atomic_save_leaves_no_temp_files(tmp_path, monkeypatch):
         raise OSError("disk full")
 
     monkeypatch.setattr(model_store, "save_file", failing)
-    with pytest.raises(OSError):
+    with pytest.raises(InputError, match="cannot write it .disk full"):
         save_model(path, transform, config)
     assert [p.name for p in path.parent.iterdir()] == ["model.safetensors"]
     assert path.read_bytes() == before
-    with pytest.raises(OSError):
+    with pytest.raises(InputError, match="cannot write"):
         save_model(tmp_path / "new.safetensors", transform, config)
     assert not (tmp_path / "new.safetensors").exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]

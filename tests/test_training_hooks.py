@@ -1,4 +1,4 @@
-"""The training loop's hooks: Checkpoint writes at the right iterations and at the end;
+"""The training loop's hooks: Checkpoint writes the trainer's state at the right iterations;
 EarlyStopping stops after ``patience`` non-improving steps of its running mean."""
 
 from __future__ import annotations
@@ -8,10 +8,9 @@ import torch
 
 from cidir.config import RunConfig
 from cidir.data.synthetic import make_synthetic_pair
-from cidir.io import model_store
-from cidir.io.model_store import load_model, read_metadata
 from cidir.losses import LossTerms
-from cidir.training import Checkpoint, EarlyStopping, Trainer
+from cidir.training import Checkpoint, EarlyStopping, Trainer, TrainingHook, checkpoint
+from cidir.training.checkpoint import load_checkpoint
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -26,26 +25,37 @@ def _trainer(iterations: int, checkpoint_every: int = 0) -> Trainer:
     return Trainer(pair.fixed, pair.moving, config, pair.fixed_mask)
 
 
-@pytest.mark.parametrize(("every", "expected"), [(3, [3, 6, 7]), (0, [7]), (5, [5, 7])])
+@pytest.mark.parametrize(("every", "expected"), [(3, [3, 6]), (0, []), (5, [5]), (7, [])])
 def test_checkpoint_iterations(tmp_path, monkeypatch, every, expected):
-    """Checkpoint(every) saves at every multiple of ``every`` and once more at the end (only
-    at the end when ``every`` is 0); the file holds the model of its iteration."""
+    """Checkpoint(every) saves the trainer's state at every multiple of ``every`` before the
+    last iteration (never when ``every`` is 0; the finished fit is the model file, not a
+    checkpoint); the file holds the state of its iteration."""
     saved: list[int] = []
-    save = model_store.save_model
+    save = checkpoint.save_checkpoint
 
-    def recording(path, transform, config, extra=None):
-        saved.append(int(extra["iteration"]))
-        save(path, transform, config, extra)
+    def recording(path, state, extra=None):
+        saved.append(int(state["iteration"]))
+        save(path, state, extra)
 
-    monkeypatch.setattr(model_store, "save_model", recording)
+    monkeypatch.setattr(checkpoint, "save_checkpoint", recording)
     trainer = _trainer(7, checkpoint_every=every)
     path = tmp_path / "checkpoint.safetensors"
-    result = trainer.run([Checkpoint(path, every)])
+    states: dict[int, dict[str, torch.Tensor]] = {}
+
+    class Snapshot(TrainingHook):
+        def on_step(self, state) -> None:
+            states[state.iteration] = {k: v.clone() for k, v in
+                                       trainer.transform.model.state_dict().items()}
+
+    result = trainer.run([Snapshot(), Checkpoint(path, every, trainer, {"run_id": "x"})])
     assert saved == expected and result.iterations == 7
-    assert read_metadata(path)["iteration"] == "7"
-    transform, _ = load_model(path)
-    for name, value in transform.model.state_dict().items():
-        torch.testing.assert_close(value, result.transform.model.state_dict()[name])
+    if not expected:
+        assert not path.exists()
+        return
+    state, meta = load_checkpoint(path)
+    assert state["iteration"] == expected[-1] and meta["run_id"] == "x"
+    for name, value in state["model"].items():
+        torch.testing.assert_close(value, states[expected[-1]][name])
 
 
 def _scripted(trainer: Trainer, totals: list[float]) -> None:

@@ -188,7 +188,9 @@ class TrainingConfig(_Validated):
     endpoint_probability: float = 0.0  # chance that a drawn α is exactly alpha_low or alpha_high
     alphas_per_iteration: int = 1  # the batch is split between this many α draws
     seed: int = 0
-    checkpoint_every: int = 0  # iterations between checkpoints (0: none)
+    # iterations between checkpoints for --resume (0: only on Ctrl-C); 200 costs < 0.1% of a
+    # CPU fit at the defaults (7 ms per save vs 130 ms per iteration)
+    checkpoint_every: int = 200
     log_every: int = 10  # iterations between rows of loss.csv
 
     def validate(self) -> None:
@@ -279,7 +281,15 @@ class RunConfig:
         path = Path(path)
         if not path.is_file():
             raise InputError(f"config file {path}: not found")
-        return cls.from_toml(path.read_text(encoding="utf-8"), str(path))
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError:
+            raise InputError(f"config file {path}: expected TOML text, found binary data"
+                             ) from None
+        except OSError as exc:
+            raise InputError(f"config file {path}: cannot read it ({exc.strerror or exc})"
+                             ) from None
+        return cls.from_toml(text, str(path))
 
     def with_overrides(self, overrides: dict[str, Any]) -> RunConfig:
         """A copy with dotted keys replaced, e.g. ``{"training.iterations": 500}``."""

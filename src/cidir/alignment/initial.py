@@ -25,10 +25,11 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
-from cidir.errors import InputError
+from cidir.errors import InputError, itk_message
 from cidir.geometry.affine import affine_parts, homogeneous
 from cidir.geometry.image import Image
 from cidir.io.atomic import atomic_path
+from cidir.io.native import native_stderr_silenced
 
 METHODS = ("none", "moments", "rigid", "affine")
 
@@ -153,12 +154,13 @@ def read_transform_matrix(path: str | os.PathLike, ndim: int) -> np.ndarray:
     if not p.is_file():
         raise InputError(f"initial transform {p}: expected a transform file, found no such file")
     try:
-        transform = sitk.ReadTransform(str(p))
-    except RuntimeError as exc:
-        reason = " ".join(str(exc).split())[-160:]
+        with native_stderr_silenced():
+            transform = sitk.ReadTransform(str(p))
+    except (RuntimeError, UnicodeDecodeError) as exc:
+        reason = itk_message(exc)
         raise InputError(
             f"initial transform {p}: expected an ITK transform file (.tfm, .txt, .mat, .h5), "
-            f"found an unreadable file ({reason})"
+            f"found an unreadable file" + (f" ({reason})" if reason else "")
         ) from None
     if transform.GetDimension() != ndim:
         raise InputError(

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 from cidir.cli.config_options import add_config_options, config_from_args
 from cidir.config import CRITERIA
-from cidir.errors import InputError
+from cidir.errors import FitInterrupted, InputError
 
 Subparsers = argparse._SubParsersAction
 
@@ -37,10 +37,17 @@ def _add_fit(sub: Subparsers) -> None:
     p = sub.add_parser("fit", help="train the conditioned network for an image pair",
                        description="Train one network for FIXED ← MOVING over the α prior. "
                                    "Writes RUN/model.safetensors, config.toml (resolved), "
-                                   "metrics.json, loss.csv, inputs.json.", epilog=EPILOG)
-    p.add_argument("fixed", help="fixed image (NIfTI, MHA, NRRD, or a DICOM series folder)")
-    p.add_argument("moving", help="moving image")
-    p.add_argument("--out", required=True, metavar="RUN", help="run folder to write")
+                                   "metrics.json, loss.csv, inputs.json. Everything is checked "
+                                   "before training; Ctrl-C saves a checkpoint (also saved "
+                                   "every training.checkpoint_every iterations) that "
+                                   "--resume RUN continues from.", epilog=EPILOG)
+    p.add_argument("fixed", nargs="?", help="fixed image (NIfTI, MHA, NRRD, or a DICOM series "
+                                            "folder)")
+    p.add_argument("moving", nargs="?", help="moving image")
+    p.add_argument("--out", metavar="RUN", help="run folder to write (required unless --resume)")
+    p.add_argument("--resume", metavar="RUN", help="continue the interrupted fit in RUN from its "
+                                                   "checkpoint, with its recorded inputs "
+                                                   "(checked by SHA-256) and configuration")
     p.add_argument("--fixed-mask", help="mask on the fixed grid: training points are drawn "
                                         "inside it (default: the whole image)")
     p.add_argument("--moving-mask", help="mask on the moving grid (used by --init)")
@@ -99,7 +106,11 @@ def _add_export(sub: Subparsers) -> None:
                        description="Write the dense displacement field at α on the fixed grid "
                                    "(mm, LPS, fixed → moving, initial affine included) for "
                                    "ITK/Slicer (itk), ANTs (ants) or elastix/transformix "
-                                   "(elastix), and/or the Jacobian-determinant map.",
+                                   "(elastix), and/or the Jacobian-determinant map. The elastix "
+                                   "parameter file names its field by absolute path (elastix "
+                                   "reads a relative one from its working directory): after "
+                                   "moving the two files, export again or edit "
+                                   "DeformationFieldFileName.",
                        epilog=EPILOG)
     p.add_argument("run", metavar="RUN")
     p.add_argument("--field", help="output field file (.nii.gz, .mha, ...; .txt for elastix)")
@@ -204,9 +215,29 @@ def _fit_config(args: argparse.Namespace):
     return config.with_overrides(extra) if extra else config
 
 
+def _check_resume_args(args: argparse.Namespace) -> None:
+    """--resume continues the recorded fit: it takes no inputs or configuration."""
+    given = [name.upper() if name in ("fixed", "moving") else f"--{name.replace('_', '-')}"
+             for name in ("fixed", "moving", "out", "fixed_mask", "moving_mask", "config",
+                          "iterations", "seed") if getattr(args, name, None) is not None]
+    given += [f"--{k.split('__')[1]}-{k.split('__')[2].replace('_', '-')}"
+              for k, v in vars(args).items() if k.startswith("cfg__") and v is not None]
+    given += ["--set"] * bool(args.set) + ["--init"] * (args.init != "none") \
+        + ["--overwrite"] * args.overwrite
+    if given:
+        raise InputError(f"--resume continues the recorded fit with its recorded inputs and "
+                         f"configuration; it takes only --device and --quiet (found "
+                         f"{', '.join(given)})")
+
+
 def _run_fit(args: argparse.Namespace) -> dict | None:
     from cidir.runs import commands
 
+    if args.resume:
+        _check_resume_args(args)
+        return commands.resume_run(args.resume, device=args.device, progress=not args.quiet)
+    if not (args.fixed and args.moving and args.out):
+        raise InputError("give FIXED MOVING --out RUN, or --resume RUN")
     return commands.fit_run(args.fixed, args.moving, args.out, _fit_config(args),
                             fixed_mask_path=args.fixed_mask,
                             moving_mask_path=args.moving_mask, init=args.init,
@@ -282,7 +313,9 @@ def _run_report(args: argparse.Namespace) -> dict | None:
 
 def _run_phantom(args: argparse.Namespace) -> dict | None:
     from cidir.data.phantom import make_phantom, write_phantom
+    from cidir.io.outputs import check_output_folder
 
+    check_output_folder(args.out, "--out")
     paths = write_phantom(make_phantom(args.size, args.seed), args.out)
     for key, path in paths.items():
         print(f"{key}: {path}")
@@ -321,15 +354,25 @@ def run_command(args: argparse.Namespace) -> dict | None:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    import SimpleITK as sitk
+
+    # ITK prints reader warnings on stderr; cidir states what matters in its own messages
+    shown = sitk.ProcessObject.GetGlobalWarningDisplay()
+    sitk.ProcessObject.SetGlobalWarningDisplay(False)
     try:
         result = run_command(args)
     except InputError as exc:
         message = " ".join(str(exc).split())
         print(f"cidir {args.command}: error: {message}", file=sys.stderr)
         return 2
+    except FitInterrupted as exc:
+        print(f"cidir {args.command}: {exc}", file=sys.stderr)
+        return exc.exit_code
     except KeyboardInterrupt:
         print(f"cidir {args.command}: interrupted", file=sys.stderr)
         return 130
+    finally:
+        sitk.ProcessObject.SetGlobalWarningDisplay(shown)
     if result is not None:
         print(json.dumps(result, indent=2))
     return 0

@@ -358,6 +358,11 @@ class Grid:
         inside: np.ndarray = np.all((voxel >= -margin) & (voxel <= size_np - 1 + margin), axis=-1)
         return inside
 
+    def contains_world(self, world: World[P], margin: float = 0.5) -> P:
+        """Whether world points (mm) lie within the grid's extent: voxel indices within
+        [-margin, size - 1 + margin] per axis (0.5: the outer faces of the edge voxels)."""
+        return self.contains_voxel(self.world_to_voxel(world), margin)
+
     def same_as(self, other: Grid, atol: float = 1e-4) -> bool:
         """Whether two grids describe the same voxels in world space (within ``atol`` mm)."""
         return (
@@ -380,8 +385,13 @@ class Grid:
         sign[sign == 0] = 1
         return world, sign
 
-    def describe(self) -> str:
+    def describe(self, direction: bool = False) -> str:
+        """Size, spacing and origin on one line; with ``direction``, also the direction
+        cosines (rounded to 4 decimals) when they are not the identity."""
         def f(v: tuple[float, ...]) -> str:
             return "(" + ", ".join(f"{x:g}" for x in v) + ")"
 
-        return f"size {self.size}, spacing {f(self.spacing)} mm, origin {f(self.origin)} mm"
+        text = f"size {self.size}, spacing {f(self.spacing)} mm, origin {f(self.origin)} mm"
+        if direction and not np.allclose(self.direction_matrix, np.eye(self.ndim)):
+            text += f", direction {f(tuple(np.round(self.direction, 4).tolist()))}"
+        return text

@@ -2,7 +2,9 @@
 
 Each writer writes to a temporary file in the destination folder, flushes it, and renames
 it over the destination with :func:`os.replace` (atomic on POSIX and Windows). A crash or an
-interrupt leaves at most a hidden ``.*.tmp`` file, never a half-written output.
+interrupt leaves at most a hidden ``.*.tmp`` file, never a half-written output. A destination
+that cannot be written (permission, a file where a folder should be, a full disk) raises
+:class:`~cidir.errors.InputError` naming it.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+
+from cidir.errors import InputError
 
 
 def _current_umask() -> int:
@@ -34,9 +38,12 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     (SimpleITK, safetensors) can write to it. On any exception it is removed.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp" + _suffixes(path),
-                               dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp" + _suffixes(path),
+                                   dir=path.parent)
+    except OSError as exc:
+        raise cannot_write(path, exc) from None
     os.close(fd)
     tmp_path = Path(tmp)
     try:
@@ -44,10 +51,18 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         # mkstemp creates 0600 files; give the output the permissions of an ordinary file
         os.chmod(tmp_path, 0o666 & ~_current_umask())
         os.replace(tmp_path, path)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(FileNotFoundError):
             tmp_path.unlink()
+        if isinstance(exc, OSError):
+            raise cannot_write(path, exc) from None
         raise
+
+
+def cannot_write(path: Path, exc: OSError) -> InputError:
+    """The one-line error for an output that the file system refuses."""
+    reason = exc.strerror or str(exc) or type(exc).__name__
+    return InputError(f"output {path}: cannot write it ({reason})")
 
 
 def write_text(path: str | os.PathLike, text: str) -> None:

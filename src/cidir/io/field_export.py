@@ -11,7 +11,10 @@ Formats:
 - ``ants``: a NIfTI vector image (ITK writes it as 5D with intent "vector", which
   ``antsApplyTransforms -t`` reads); the path must end in .nii or .nii.gz.
 - ``elastix``: a transform parameter file (.txt) for ``transformix -tp``, naming the field
-  image written beside it (``<stem>_field.nii.gz``).
+  image written beside it (``<stem>_field.nii.gz``) by its **absolute** path: elastix opens
+  ``DeformationFieldFileName`` as given, so a relative name would be resolved against the
+  working directory of ``transformix``, not the parameter file's folder. After moving the
+  two files, rerun ``cidir export`` or edit that line (a comment in the file says so).
 """
 
 from __future__ import annotations
@@ -32,12 +35,17 @@ def _fmt(values) -> str:
     return " ".join(f"{float(v):.10g}" for v in values)
 
 
-def elastix_parameter_text(grid: Grid, field_file: str) -> str:
+def elastix_parameter_text(grid: Grid, field_file: str,
+                           provenance: dict[str, str] | None = None) -> str:
     """An elastix parameter file for a DeformationFieldTransform on ``grid``."""
     d = grid.ndim
     # elastix writes Direction column-major (ITK matrix stored by columns)
     direction = grid.direction_column_major
-    lines = [
+    lines = [f"// {provenance['ITK_FileNotes']}"] if provenance else []
+    lines += [
+        "// DeformationFieldFileName is absolute: elastix resolves a relative name against the",
+        "// working directory of transformix. After moving this file and the field, rerun",
+        "// cidir export or edit that line.",
         '(Transform "DeformationFieldTransform")',
         "(NumberOfParameters 0)",
         '(InitialTransformParametersFileName "NoInitialTransform")',
@@ -80,14 +88,22 @@ def check_export_path(path: str | Path, fmt: str) -> Path:
     return path
 
 
+def elastix_field_path(path: str | Path) -> Path:
+    """The field image written beside an elastix parameter file ``<stem>.txt``."""
+    path = Path(path)
+    return path.with_name(path.name[: -len(".txt")] + "_field.nii.gz")
+
+
 def write_displacement_field(field: np.ndarray, grid: Grid, path: str | Path,
-                             fmt: str = "itk") -> list[Path]:
-    """Write a field (grid.shape + (D,), mm LPS, fixed → moving); returns the files written."""
+                             fmt: str = "itk", metadata: dict[str, str] | None = None
+                             ) -> list[Path]:
+    """Write a field (grid.shape + (D,), mm LPS, fixed → moving); returns the files written.
+    ``metadata``: provenance for the image header (and the parameter file's first comment)."""
     path = check_export_path(path, fmt)
     if fmt in ("itk", "ants"):
-        write_vector_image(field.astype(np.float32), grid, path)
+        write_vector_image(field.astype(np.float32), grid, path, metadata)
         return [path]
-    field_path = path.with_name(path.name[: -len(".txt")] + "_field.nii.gz")
-    write_vector_image(field.astype(np.float32), grid, field_path)
-    write_text(path, elastix_parameter_text(grid, str(field_path.resolve())))
+    field_path = elastix_field_path(path)
+    write_vector_image(field.astype(np.float32), grid, field_path, metadata)
+    write_text(path, elastix_parameter_text(grid, str(field_path.resolve()), metadata))
     return [path, field_path]

@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import gzip
 import os
-import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -20,10 +19,11 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
-from cidir.errors import InputError
+from cidir.errors import InputError, itk_message
 from cidir.geometry.grid import Grid
 from cidir.geometry.image import Image
 from cidir.io.atomic import atomic_path
+from cidir.io.native import native_stderr_silenced
 
 GRID_ATOL_MM = 1e-3
 # formats whose header names a separate data file: written into a temporary folder
@@ -32,16 +32,8 @@ _DETACHED_HEADERS = (".mhd", ".nhdr", ".hdr")
 
 # ---------------------------------------------------------------------- helpers
 def _short_reason(exc: BaseException) -> str:
-    """The useful last part of a SimpleITK error, on one line, without source paths."""
-    text = str(exc)
-    for marker in ("sitk::ERROR:", "ERROR:"):
-        if marker in text:
-            text = text.rsplit(marker, 1)[1]
-            break
-    line = " ".join(text.split())
-    line = re.sub(r"^\w+\(0x[0-9a-fA-F]+\):\s*", "", line)  # "MetaImageIO(0x55...): "
-    line = re.sub(r"\s*Reason: No such file or directory$", "", line)  # errno left over
-    return (line[:160] + " ...") if len(line) > 160 else (line or type(exc).__name__)
+    """The useful part of a SimpleITK error, on one line (see :func:`itk_message`)."""
+    return itk_message(exc) or "not a format SimpleITK reads"
 
 
 def _dicom_series_files(directory: Path, what: str) -> list[str]:
@@ -50,7 +42,7 @@ def _dicom_series_files(directory: Path, what: str) -> list[str]:
     sitk.ProcessObject.SetGlobalWarningDisplay(False)  # GDCM warns on stderr for no series
     try:
         ids = sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(directory))
-    except RuntimeError as exc:
+    except (RuntimeError, UnicodeDecodeError) as exc:
         raise InputError(
             f"{what} {directory}: cannot list DICOM series ({_short_reason(exc)})"
         ) from None
@@ -84,11 +76,13 @@ def _read_sitk(path: str | os.PathLike, what: str) -> sitk.Image:
         if p.is_dir():
             reader = sitk.ImageSeriesReader()
             reader.SetFileNames(_dicom_series_files(p, what))
-            image = reader.Execute()
+            with native_stderr_silenced():
+                image = reader.Execute()
         else:
             _check_nifti_on_disk(p, what)
-            image = sitk.ReadImage(str(p))
-    except RuntimeError as exc:
+            with native_stderr_silenced():
+                image = sitk.ReadImage(str(p))
+    except (RuntimeError, UnicodeDecodeError) as exc:
         raise InputError(
             f"{what} {p}: expected a readable image, found an unreadable or corrupt file "
             f"({_short_reason(exc)})"
@@ -324,26 +318,38 @@ def _atomic_image_path(path: Path):
         shutil.rmtree(tmp_dir, ignore_errors=True)
 
 
-def _write_sitk(image: sitk.Image, path: str | os.PathLike) -> None:
+def _write_sitk(image: sitk.Image, path: str | os.PathLike,
+               metadata: dict[str, str] | None = None) -> None:
+    """Write atomically; ``metadata`` goes into the header where the format keeps it (MHA,
+    NRRD: every key; NIfTI: ``ITK_FileNotes`` as its 80-character ``descrip``)."""
     path = Path(path)
-    with _atomic_image_path(path) as tmp:
-        sitk.WriteImage(image, str(tmp), useCompression=True)
+    for key, value in (metadata or {}).items():
+        image.SetMetaData(key, str(value))
+    try:
+        with _atomic_image_path(path) as tmp:
+            sitk.WriteImage(image, str(tmp), useCompression=True)
+    except RuntimeError as exc:
+        raise InputError(f"output image {path}: cannot write it "
+                         f"({itk_message(exc) or 'SimpleITK failed'})") from None
 
 
-def write_image(image: Image, path: str | os.PathLike, dtype=None) -> None:
+def write_image(image: Image, path: str | os.PathLike, dtype=None,
+                metadata: dict[str, str] | None = None) -> None:
     """Write an image atomically, geometry kept, format chosen by the extension.
 
-    ``dtype`` (numpy dtype) casts the array first; bool arrays are written as uint8.
+    ``dtype`` (numpy dtype) casts the array first; bool arrays are written as uint8;
+    ``metadata``: header entries (provenance), kept where the format allows.
     """
     array = np.asarray(image.array)
     if dtype is not None:
         array = array.astype(dtype)
     if array.dtype == np.bool_:
         array = array.astype(np.uint8)
-    _write_sitk(image.grid.to_sitk(array), path)
+    _write_sitk(image.grid.to_sitk(array), path, metadata)
 
 
-def write_vector_image(array: np.ndarray, grid: Grid, path: str | os.PathLike) -> None:
+def write_vector_image(array: np.ndarray, grid: Grid, path: str | os.PathLike,
+                       metadata: dict[str, str] | None = None) -> None:
     """Write ``array`` of shape ``grid.shape + (D,)`` as a D-component vector image.
 
     Used for displacement fields: vectors in mm (LPS) on the fixed grid, readable by
@@ -358,7 +364,7 @@ def write_vector_image(array: np.ndarray, grid: Grid, path: str | os.PathLike) -
         )
     if array.dtype != np.float32:
         array = array.astype(np.float64)
-    _write_sitk(grid.to_sitk(array, vector=True), path)
+    _write_sitk(grid.to_sitk(array, vector=True), path, metadata)
 
 
 def read_vector_image(path: str | os.PathLike, what: str = "vector image"
@@ -372,8 +378,9 @@ def read_vector_image(path: str | os.PathLike, what: str = "vector image"
         raise InputError(f"{what} {p}: expected a vector image file, found no such file")
     _check_nifti_on_disk(p, what)
     try:
-        image = sitk.ReadImage(str(p))
-    except RuntimeError as exc:
+        with native_stderr_silenced():
+            image = sitk.ReadImage(str(p))
+    except (RuntimeError, UnicodeDecodeError) as exc:
         raise InputError(
             f"{what} {p}: expected a readable vector image, found an unreadable or corrupt "
             f"file ({_short_reason(exc)})"

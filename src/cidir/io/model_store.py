@@ -2,7 +2,10 @@
 
 The file holds the network's tensors and, as string metadata, everything needed to rebuild
 the transform: the format version, the resolved run config (TOML), the fixed grid, the
-initial affine, and a SHA-256 of the tensors so that a tampered or corrupted file is refused.
+initial affine, the run id (``run_id``, see :mod:`cidir.runs.identity`), a SHA-256 of the
+tensors (``sha256``) and one of the metadata (``metadata_sha256``), so that a tampered or
+corrupted file is refused, whichever part was changed. Files of format ``cidir-model/1``
+(without ``metadata_sha256``) are still read.
 """
 
 from __future__ import annotations
@@ -23,7 +26,8 @@ from cidir.geometry import Grid
 from cidir.io.atomic import atomic_path
 from cidir.models import DeformationModel
 
-FORMAT = "cidir-model/1"
+FORMAT = "cidir-model/2"
+FORMATS_READ = ("cidir-model/1", FORMAT)
 
 
 def _digest(tensors: dict[str, torch.Tensor]) -> str:
@@ -34,6 +38,14 @@ def _digest(tensors: dict[str, torch.Tensor]) -> str:
         h.update(str(tuple(t.shape)).encode())
         h.update(str(t.dtype).encode())
         h.update(t.numpy().tobytes())
+    return h.hexdigest()
+
+
+def _metadata_digest(metadata: dict[str, str]) -> str:
+    h = hashlib.sha256()
+    for key in sorted(metadata):
+        if key != "metadata_sha256":
+            h.update(f"{key}={metadata[key]}\n".encode())
     return h.hexdigest()
 
 
@@ -52,6 +64,7 @@ def save_model(path: str | Path, transform: ConditionedTransform, config: RunCon
         "sha256": _digest(tensors),
         **(extra or {}),
     }
+    metadata["metadata_sha256"] = _metadata_digest(metadata)
     with atomic_path(path) as tmp:
         save_file(tensors, str(tmp), metadata=metadata)
 
@@ -68,9 +81,13 @@ def read_metadata(path: str | Path) -> dict[str, str]:
             metadata = f.metadata() or {}
     except (SafetensorError, OSError, ValueError) as exc:
         raise InputError(f"model file {path}: not a readable safetensors file ({exc})") from None
-    if metadata.get("format") != FORMAT:
+    if metadata.get("format") not in FORMATS_READ:
         raise InputError(f"model file {path}: expected format {FORMAT}, found "
                          f"{metadata.get('format')!r}")
+    if metadata["format"] != FORMATS_READ[0] and \
+            metadata.get("metadata_sha256") != _metadata_digest(metadata):
+        raise InputError(f"model file {path}: its metadata do not match their recorded "
+                         "checksum (modified or corrupted after saving)")
     return metadata
 
 
@@ -90,17 +107,24 @@ def load_model(path: str | Path, device: str | torch.device = "cpu",
     if _digest(tensors) != metadata.get("sha256"):
         raise InputError(f"model file {path}: tensors do not match their recorded checksum "
                          "(modified or corrupted after saving)")
-    config = RunConfig.from_toml(metadata["config"], f"{path} (embedded config)")
+    config = RunConfig.from_toml(metadata.get("config", ""), f"{path} (embedded config)")
     if expected_config is not None and expected_config.to_dict() != config.to_dict():
         raise InputError(f"model file {path}: trained with a different config than "
                          "the run's config.toml")
-    grid = Grid.from_dict(json.loads(metadata["grid"]))
-    model = DeformationModel(config.model, int(metadata["ndim"]), int(metadata["num_conditions"]))
+    try:
+        grid = Grid.from_dict(json.loads(metadata["grid"]))
+        ndim, conditions = int(metadata["ndim"]), int(metadata["num_conditions"])
+        init = np.asarray(json.loads(metadata["init_matrix"]), float)
+        if grid.ndim != ndim or init.shape != (ndim + 1, ndim + 1) or \
+                not np.all(np.isfinite(init)):
+            raise ValueError(f"grid {grid.ndim}D, ndim {ndim}, init matrix {init.shape}")
+        model = DeformationModel(config.model, ndim, conditions)
+    except (KeyError, ValueError, TypeError) as exc:
+        raise InputError(f"model file {path}: malformed metadata ({exc})") from None
     try:
         model.load_state_dict(tensors, strict=True)
     except RuntimeError as exc:
         raise InputError(f"model file {path}: tensors do not fit the recorded config "
                          f"({str(exc).splitlines()[0]})") from None
     model.eval()
-    init = np.asarray(json.loads(metadata["init_matrix"]), float)
     return ConditionedTransform(model.to(device), grid, init), config

@@ -255,11 +255,14 @@ def _headline(alpha: float, selection: Mapping[str, Any] | None, fixed: Image) -
 
 def render_html(title: str, headline: str, metrics: Mapping[str, Any],
                 selection: Mapping[str, Any] | None, figures: list[tuple[str, bytes, str]],
-                config_toml: str) -> str:
-    """The page's text (every dynamic string HTML-escaped)."""
-    parts = ["<!DOCTYPE html>", "<html lang='en'><head><meta charset='utf-8'>",
+                config_toml: str, run_id: str | None = None) -> str:
+    """The page's text (every dynamic string HTML-escaped); ``run_id`` names the fit in a
+    ``<meta name="cidir-run-id">`` and under the title."""
+    meta = (f"<meta name='cidir-run-id' content='{html.escape(run_id)}'>" if run_id else "")
+    parts = ["<!DOCTYPE html>", f"<html lang='en'><head><meta charset='utf-8'>{meta}",
              f"<title>{html.escape(title)}</title><style>{CSS}</style></head><body>",
-             f"<h1>{html.escape(title)}</h1>", headline,
+             f"<h1>{html.escape(title)}</h1>",
+             f"<p class='k'>run {html.escape(run_id)}</p>" if run_id else "", headline,
              "<h2>Numbers</h2>", _metrics_table(metrics)]
     if selection and selection.get("rows"):
         parts += ["<h2>α table</h2>", _alpha_table(selection)]
@@ -278,7 +281,8 @@ def write_report(run_dir: str | Path, *, transform: ConditionedTransform, fixed:
                  moving: Image, alpha: float, config_toml: str, metrics: dict[str, Any],
                  selection: dict[str, Any] | None = None, fixed_labels: Image | None = None,
                  moving_labels: Image | None = None,
-                 loss_history: list[dict] | None = None, title: str = "cidir run") -> Path:
+                 loss_history: list[dict] | None = None, title: str = "cidir run",
+                 run_id: str | None = None) -> Path:
     """Write ``run_dir/report.html`` and its figures ``run_dir/report/*.png``; return the HTML
     path. Every file is written atomically; figures of an earlier report that this one does
     not produce (e.g. labels.png) are removed so the folder matches the page."""
@@ -297,5 +301,5 @@ def write_report(run_dir: str | Path, *, transform: ConditionedTransform, fixed:
             (folder / name).unlink(missing_ok=True)
     out = run_dir / "report.html"
     write_text(out, render_html(title, _headline(alpha, selection, fixed), metrics, selection,
-                                figures, config_toml))
+                                figures, config_toml, run_id))
     return out

@@ -1,21 +1,21 @@
 """What each CLI command does, as functions on paths (the CLI only parses arguments).
 
-Every function validates all its inputs before it writes anything, so that bad input leaves
-no output behind; every output is written atomically.
+Every function validates all its inputs and outputs (paths, formats) before it computes or
+writes anything, so that bad input leaves no output behind and costs no time; every output
+is written atomically. Commands that write into a run folder hold its lock
+(:mod:`cidir.runs.lock`); every file they read from it must belong to the run's fit
+(:mod:`cidir.runs.identity`), and they stamp what they write with it.
 """
 
 from __future__ import annotations
 
-import platform
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
-from cidir.config import RunConfig, SelectionConfig
+from cidir.config import SelectionConfig
 from cidir.errors import InputError
 from cidir.evaluation import (
     dice_per_label,
@@ -33,27 +33,27 @@ from cidir.fields import (
     warp_labels,
 )
 from cidir.geometry import Image
-from cidir.io.field_export import check_export_path, write_displacement_field
+from cidir.io.field_export import (
+    check_export_path,
+    elastix_field_path,
+    write_displacement_field,
+)
 from cidir.io.images import (
     check_common_labels,
-    check_same_dimension,
     read_image,
     read_label_map,
     read_mask,
     write_image,
 )
 from cidir.io.landmarks import check_pairs, read_points, write_points
+from cidir.io.outputs import check_image_output, check_output_file, check_points_output
+from cidir.runs.fit import fit_run, machine_info, resume_run
 from cidir.runs.folder import RunFolder
 from cidir.selection import search_alpha
-from cidir.training import Checkpoint, ProgressBar, Trainer, resolve_device
+from cidir.training import resolve_device
 
-
-def machine_info(device: torch.device) -> dict[str, Any]:
-    info = {"torch": torch.__version__, "device": str(device), "threads": torch.get_num_threads(),
-            "python": platform.python_version(), "platform": platform.platform()}
-    if device.type == "cuda":
-        info["gpu"] = torch.cuda.get_device_name(device)
-    return info
+__all__ = ["apply_run", "evaluate_run", "export_run", "fit_run", "machine_info", "report_run",
+           "resume_run", "select_run"]
 
 
 def check_alpha(alpha: float | None, what: str = "--alpha") -> float | None:
@@ -62,75 +62,21 @@ def check_alpha(alpha: float | None, what: str = "--alpha") -> float | None:
     return alpha
 
 
-def _resolve(path: str | Path | None) -> str | None:
-    return str(Path(path).resolve()) if path is not None else None
-
-
-# --------------------------------------------------------------------------- fit
-def fit_run(fixed_path: str, moving_path: str, out: str | Path, config: RunConfig, *,
-            fixed_mask_path: str | None = None, moving_mask_path: str | None = None,
-            init: str = "none", device: str = "cpu", overwrite: bool = False,
-            progress: bool = True) -> dict[str, Any]:
-    """Train one conditioned network for a pair; write the run folder. Returns metrics."""
-    run = RunFolder(out)
-    if run.model_path.exists() and not overwrite:
-        raise InputError(f"--out {run.path}: already holds a trained model; choose another "
-                         "folder or pass --overwrite")
-    fixed = read_image(fixed_path, "fixed image")
-    moving = read_image(moving_path, "moving image")
-    check_same_dimension(fixed, moving, "fixed image", "moving image")
-    fixed_mask = (read_mask(fixed_mask_path, "fixed mask", reference=fixed.grid)
-                  if fixed_mask_path else None)
-    moving_mask = (read_mask(moving_mask_path, "moving mask", reference=moving.grid)
-                   if moving_mask_path else None)
-    dev = resolve_device(device)
-    config.validate()
-
-    from cidir.alignment import METHODS, initial_alignment, write_transform
-
-    start = time.perf_counter()
-    init_matrix = initial_alignment(fixed, moving, init, fixed_mask, moving_mask,
-                                    seed=config.training.seed)
-    init_seconds = time.perf_counter() - start
-    trainer = Trainer(fixed, moving, config, fixed_mask, dev, init_matrix)
-    hooks = [ProgressBar(disable=not progress)]
-    if config.training.checkpoint_every:
-        hooks.append(Checkpoint(run.path / "checkpoint.safetensors",
-                                config.training.checkpoint_every))
-    result = trainer.run(hooks)
-
-    run.path.mkdir(parents=True, exist_ok=True)
-    run.write_config(config)
-    run.save_model(result.transform, config)
-    run.write_csv(run.loss_path, result.history)
-    if init != "none":
-        write_transform(init_matrix, run.init_path)
-    run.update_inputs(fixed=_resolve(fixed_path), moving=_resolve(moving_path),
-                      fixed_mask=_resolve(fixed_mask_path),
-                      moving_mask=_resolve(moving_mask_path),
-                      init=init if init in METHODS else _resolve(init))
-    metrics = {
-        "fit_seconds": round(result.seconds, 3),
-        "init_seconds": round(init_seconds, 3),
-        "iterations": result.iterations,
-        "final_loss": result.history[-1] if result.history else {},
-        "fixed_grid": fixed.grid.to_dict(),
-        "moving_grid": moving.grid.to_dict(),
-        "init": init,
-        "init_matrix": init_matrix.tolist(),
-        "machine": machine_info(dev),
-    }
-    run.write_json(run.metrics_path, metrics)
-    return metrics
+def provenance(run: RunFolder, alpha: float) -> dict[str, str]:
+    """Header entries naming the fit and α an exported file comes from."""
+    ident = run.identity()
+    run_id = ident.run_id if ident else "unknown"
+    return {"cidir_run_id": run_id, "cidir_alpha": f"{alpha:.6g}",
+            "ITK_FileNotes": f"cidir run {run_id} alpha {alpha:.6g}"}
 
 
 # ------------------------------------------------------------------------ helpers
 def _load_run_images(run: RunFolder) -> tuple[Image, Image]:
-    inputs = run.inputs()
-    if "fixed" not in inputs or "moving" not in inputs:
+    fixed, moving = run.input_path("fixed"), run.input_path("moving")
+    if fixed is None or moving is None:
         raise InputError(f"run {run.path}: inputs.json does not name the fixed and moving images")
-    return (read_image(inputs["fixed"], "fixed image (from inputs.json)"),
-            read_image(inputs["moving"], "moving image (from inputs.json)"))
+    return (read_image(fixed, "fixed image (from inputs.json)"),
+            read_image(moving, "moving image (from inputs.json)"))
 
 
 def _read_label_pair(fixed_labels_path: str, moving_labels_path: str, fixed: Image,
@@ -169,17 +115,31 @@ def select_run(run_dir: str | Path, fixed_labels_path: str, moving_labels_path: 
     run.require_trained()
     if (fixed_points_path is None) != (moving_points_path is None):
         raise InputError("--fixed-points and --moving-points go together")
-    fixed, moving = _load_run_images(run)
-    fl, ml, common = _read_label_pair(fixed_labels_path, moving_labels_path, fixed, moving)
-    chosen_labels = _labels_option(labels, common)
-    fp = mp = None
-    if fixed_points_path:
-        fp, mp = _read_point_pair(fixed_points_path, moving_points_path, fixed, moving)
-    transform = run.load_transform(resolve_device(device))
-    config = selection or run.load_config().selection
-    result = search_alpha(transform, fl, ml, config, chosen_labels, fp, mp, criterion=criterion)
+    with run.locked("select"):
+        run.require_trained()
+        fixed, moving = _load_run_images(run)
+        fl, ml, common = _read_label_pair(fixed_labels_path, moving_labels_path, fixed, moving)
+        chosen_labels = _labels_option(labels, common)
+        fp = mp = None
+        if fixed_points_path:
+            fp, mp = _read_point_pair(fixed_points_path, moving_points_path, fixed, moving)
+        transform = run.load_transform(resolve_device(device))
+        config = selection or run.load_config().selection
+        result = search_alpha(transform, fl, ml, config, chosen_labels, fp, mp,
+                              criterion=criterion)
+        out = result.to_dict()
+        out["selection_config"] = {k: getattr(config, k) for k in config.__dataclass_fields__}
+        out["files"] = {"alpha_table.csv": run.write_csv(run.alpha_table_path,
+                                                         _alpha_rows(result.rows))}
+        run.write_json(run.selection_path, out)
+        run.update_inputs(fixed_labels=fixed_labels_path, moving_labels=moving_labels_path,
+                          fixed_points=fixed_points_path, moving_points=moving_points_path)
+    return out
+
+
+def _alpha_rows(result_rows) -> list[dict[str, Any]]:
     rows = []
-    for row in result.rows:
+    for row in result_rows:
         entry = {"alpha": row.alpha, "dice": row.dice, "dice_se": row.dice_se,
                  "dice_gap_se": row.dice_gap_se,
                  "folding_percent": row.folding_percent}
@@ -187,15 +147,7 @@ def select_run(run_dir: str | Path, fixed_labels_path: str, moving_labels_path: 
             entry["tre_mm"] = row.tre_mm
         entry.update({f"dice_label_{k}": v for k, v in row.dice_per_label.items()})
         rows.append(entry)
-    out = result.to_dict()
-    out["selection_config"] = {k: getattr(config, k) for k in config.__dataclass_fields__}
-    run.write_csv(run.alpha_table_path, rows)
-    run.write_json(run.selection_path, out)
-    run.update_inputs(fixed_labels=_resolve(fixed_labels_path),
-                      moving_labels=_resolve(moving_labels_path),
-                      fixed_points=_resolve(fixed_points_path),
-                      moving_points=_resolve(moving_points_path))
-    return out
+    return rows
 
 
 def _alpha_for(run: RunFolder, alpha: float | None) -> float:
@@ -214,16 +166,21 @@ def apply_run(run_dir: str | Path, out: str | Path, *, alpha: float | None = Non
     if sum(x is not None for x in (image, labels, points)) != 1:
         raise InputError("apply: give exactly one of --image, --labels, --points")
     a = _alpha_for(run, alpha)
+    ndim = run.ndim()
+    if points is not None:
+        out = check_points_output(out)
+    else:
+        out = check_image_output(out, "--out", ndim, "float" if image is not None else "label")
     transform = run.load_transform(resolve_device(device))
-    out = Path(out)
+    meta = provenance(run, a)
     if image is not None:
         moving = read_image(image, "--image", allow_constant=True)
         _check_ndim(moving, transform, "--image")
-        write_image(warp_image(transform, moving, a), out)
+        write_image(warp_image(transform, moving, a), out, metadata=meta)
     elif labels is not None:
         lab = read_label_map(labels, "--labels")
         _check_ndim(lab, transform, "--labels")
-        write_image(warp_labels(transform, lab, a), out, dtype=np.int32)
+        write_image(warp_labels(transform, lab, a), out, dtype=np.int32, metadata=meta)
     else:
         pts = read_points(points, transform.grid, "--points")
         write_points(out, transform.map_points(pts, a), grid=transform.grid)
@@ -245,17 +202,23 @@ def export_run(run_dir: str | Path, *, field: str | None = None, fmt: str = "itk
     run.require_trained()
     if field is None and jacobian is None:
         raise InputError("export: give --field and/or --jacobian")
-    if field is not None:
-        check_export_path(field, fmt)
     a = _alpha_for(run, alpha)
+    ndim = run.ndim()
+    if field is not None:
+        check_output_file(check_export_path(field, fmt), "--field")
+        check_image_output(field if fmt != "elastix" else elastix_field_path(field),
+                           "--field", ndim, "vector")
+    if jacobian is not None:
+        check_image_output(jacobian, "--jacobian", ndim, "float")
     transform = run.load_transform(resolve_device(device))
+    meta = provenance(run, a)
     written = []
     if field is not None:
         written += write_displacement_field(displacement_field(transform, a), transform.grid,
-                                            field, fmt)
+                                            field, fmt, metadata=meta)
     if jacobian is not None:
         det = jacobian_determinant_map(transform, a)
-        write_image(Image(det, transform.grid, "jacobian"), jacobian)
+        write_image(Image(det, transform.grid, "jacobian"), jacobian, metadata=meta)
         written.append(Path(jacobian))
     return written
 
@@ -304,22 +267,25 @@ def evaluate_run(run_dir: str | Path, *, alpha: float | None = None,
         raise InputError("--fixed-points and --moving-points go together")
     if (fixed_labels is None) != (moving_labels is None):
         raise InputError("--fixed-labels and --moving-labels go together")
-    a = _alpha_for(run, alpha)
-    fixed, moving = _load_run_images(run)
-    fp = mp = fl = ml = None
-    if fixed_points:
-        fp, mp = _read_point_pair(fixed_points, moving_points, fixed, moving)
-    chosen = None
-    if fixed_labels:
-        fl, ml, common = _read_label_pair(fixed_labels, moving_labels, fixed, moving)
-        chosen = _labels_option(labels, common)
-    mask_path = mask or run.inputs().get("fixed_mask")
-    m = read_mask(mask_path, "mask", reference=fixed.grid).array if mask_path else None
-    transform = run.load_transform(resolve_device(device))
-    result = evaluate_transform(transform, a, fixed_points=fp, moving_points=mp,
-                                moving_grid=moving.grid, fixed_labels=fl, moving_labels=ml,
-                                labels=chosen, mask=m)
-    run.write_json(Path(out) if out else run.evaluation_path, result)
+    target = check_output_file(out) if out else run.evaluation_path
+    with run.locked("evaluate"):
+        run.require_trained()
+        a = _alpha_for(run, alpha)
+        fixed, moving = _load_run_images(run)
+        fp = mp = fl = ml = None
+        if fixed_points:
+            fp, mp = _read_point_pair(fixed_points, moving_points, fixed, moving)
+        chosen = None
+        if fixed_labels:
+            fl, ml, common = _read_label_pair(fixed_labels, moving_labels, fixed, moving)
+            chosen = _labels_option(labels, common)
+        mask_path = mask or run.input_path("fixed_mask")
+        m = read_mask(mask_path, "mask", reference=fixed.grid).array if mask_path else None
+        transform = run.load_transform(resolve_device(device))
+        result = evaluate_transform(transform, a, fixed_points=fp, moving_points=mp,
+                                    moving_grid=moving.grid, fixed_labels=fl,
+                                    moving_labels=ml, labels=chosen, mask=m)
+        run.write_json(target, result)
     return result
 
 
@@ -332,23 +298,29 @@ def report_run(run_dir: str | Path, *, alpha: float | None = None,
     run = RunFolder(run_dir)
     run.require_trained()
     check_alpha(alpha)
-    selection = run.selection()
-    if alpha is None:
-        alpha = float(selection["alpha"]) if selection else 0.5
-    fixed, moving = _load_run_images(run)
-    inputs = run.inputs()
-    fl = ml = None
-    if inputs.get("fixed_labels") and inputs.get("moving_labels"):
-        fl = read_label_map(inputs["fixed_labels"], "fixed labels", reference=fixed.grid)
-        ml = read_label_map(inputs["moving_labels"], "moving labels", reference=moving.grid)
-    transform = run.load_transform(resolve_device(device))
-    metrics = run.read_json(run.metrics_path) if run.metrics_path.is_file() else {}
-    if run.evaluation_path.is_file():
-        metrics = {**metrics, "evaluation": run.read_json(run.evaluation_path)}
-    metrics = {k: v for k, v in metrics.items()
-               if k not in ("fixed_grid", "moving_grid", "init_matrix")}
-    return write_report(run.path, transform=transform, fixed=fixed, moving=moving,
-                        alpha=alpha, config_toml=run.config_path.read_text(encoding="utf-8"),
-                        metrics=metrics, selection=selection, fixed_labels=fl,
-                        moving_labels=ml, loss_history=run.loss_history(),
-                        title=f"cidir run {run.path.name}")
+    with run.locked("report"):
+        run.require_trained()
+        selection = run.selection()
+        if alpha is None:
+            alpha = float(selection["alpha"]) if selection else 0.5
+        fixed, moving = _load_run_images(run)
+        fl = ml = None
+        fixed_labels, moving_labels = run.input_path("fixed_labels"), \
+            run.input_path("moving_labels")
+        if fixed_labels and moving_labels:
+            fl = read_label_map(fixed_labels, "fixed labels", reference=fixed.grid)
+            ml = read_label_map(moving_labels, "moving labels", reference=moving.grid)
+        transform = run.load_transform(resolve_device(device))
+        metrics = run.metrics()
+        evaluation = run.read_derived(run.evaluation_path, "rerun cidir evaluate")
+        if evaluation is not None:
+            metrics = {**metrics, "evaluation": evaluation}
+        hidden = ("fixed_grid", "moving_grid", "init_matrix", "files", "run_id", "model_sha256")
+        metrics = {k: v for k, v in metrics.items() if k not in hidden}
+        ident = run.identity()
+        return write_report(run.path, transform=transform, fixed=fixed, moving=moving,
+                            alpha=alpha, config_toml=run.config_path.read_text(encoding="utf-8"),
+                            metrics=metrics, selection=selection, fixed_labels=fl,
+                            moving_labels=ml, loss_history=run.loss_history(),
+                            title=f"cidir run {run.path.name}",
+                            run_id=ident.run_id if ident else None)

@@ -17,13 +17,14 @@ from cidir.config import RunConfig
 from cidir.data.phantom import make_phantom, write_phantom
 from cidir.fields import displacement_field
 from cidir.io.atomic import write_json
+from cidir.io.outputs import check_output_folder
 from cidir.runs import commands
 from cidir.runs.folder import RunFolder
 
 
 def run_demo(out: str | Path, config: RunConfig, *, size: str = "small", seed: int = 0,
              device: str = "cpu", progress: bool = True) -> dict[str, Any]:
-    out = Path(out)
+    out = check_output_folder(out, "--out")
     t0 = time.perf_counter()
     phantom = make_phantom(size, seed)
     files = write_phantom(phantom, out / "phantom")

@@ -24,6 +24,7 @@ from cidir.geometry import Image
 from cidir.io.atomic import write_json
 from cidir.io.images import read_label_map, write_image
 from cidir.io.landmarks import write_points
+from cidir.io.outputs import check_output_folder
 from cidir.runs import commands
 from cidir.runs.folder import RunFolder
 
@@ -31,7 +32,7 @@ from cidir.runs.folder import RunFolder
 def run_dirlab(root: str, case: int, out: str | Path, config: RunConfig, *,
                mask: str | None = None, landmarks: str | None = None, device: str = "cpu",
                progress: bool = True, overwrite: bool = False) -> dict[str, Any]:
-    out = Path(out)
+    out = check_output_folder(out, "--out")
     if (out / "model.safetensors").exists() and not overwrite:
         raise InputError(f"--out {out}: already holds a trained model; pass --overwrite")
     data = load_case(root, case, with_images=True, landmark_root=landmarks)

@@ -4,6 +4,7 @@ from cidir.training.hooks import (
     Checkpoint,
     EarlyStopping,
     ProgressBar,
+    StopWhen,
     TrainingHook,
     TrainingState,
 )
@@ -14,6 +15,7 @@ __all__ = [
     "EarlyStopping",
     "FitResult",
     "ProgressBar",
+    "StopWhen",
     "Trainer",
     "TrainingHook",
     "TrainingState",

@@ -6,6 +6,7 @@ A hook implements any of ``on_start(state)``, ``on_step(state)`` and ``on_end(st
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -13,6 +14,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from cidir.config import RunConfig
     from cidir.fields import ConditionedTransform
+    from cidir.training.trainer import Trainer
 
 
 @dataclass
@@ -52,8 +54,8 @@ class ProgressBar(TrainingHook):
     def on_start(self, state: TrainingState) -> None:
         from tqdm.auto import tqdm
 
-        self._bar = tqdm(total=state.iterations, desc="fit", unit="it", disable=self.disable,
-                         dynamic_ncols=True)
+        self._bar = tqdm(total=state.iterations, initial=state.iteration, desc="fit", unit="it",
+                         disable=self.disable, dynamic_ncols=True)
 
     def on_step(self, state: TrainingState) -> None:
         if state.iteration % self.every == 0 or state.iteration == state.iterations:
@@ -63,28 +65,45 @@ class ProgressBar(TrainingHook):
     def on_end(self, state: TrainingState) -> None:
         if self._bar is not None:
             self._bar.update(state.iteration - self._bar.n)
+        self.close()
+
+    def close(self) -> None:
+        """Close the bar (its line ends), so that what is printed next starts a new line."""
+        if self._bar is not None:
             self._bar.close()
 
 
 class Checkpoint(TrainingHook):
-    """Saves the model (safetensors, atomically) every ``every`` iterations and at the end."""
+    """Saves the trainer's complete state (:mod:`cidir.training.checkpoint`, atomically)
+    every ``every`` iterations before the last; ``extra`` goes into its metadata."""
 
-    def __init__(self, path: str | Path, every: int) -> None:
+    def __init__(self, path: str | Path, every: int, trainer: Trainer,
+                 extra: dict[str, str] | None = None) -> None:
         self.path = Path(path)
         self.every = every
+        self.trainer = trainer
+        self.extra = extra
 
-    def _save(self, state: TrainingState) -> None:
-        from cidir.io.model_store import save_model
+    def save(self) -> None:
+        from cidir.training.checkpoint import save_checkpoint
 
-        save_model(self.path, state.transform, state.config,
-                   extra={"iteration": str(state.iteration)})
+        save_checkpoint(self.path, self.trainer.state_dict(), self.extra)
 
     def on_step(self, state: TrainingState) -> None:
-        if self.every and state.iteration % self.every == 0:
-            self._save(state)
+        if self.every and state.iteration % self.every == 0 and \
+                state.iteration < state.iterations:
+            self.save()
 
-    def on_end(self, state: TrainingState) -> None:
-        self._save(state)
+
+class StopWhen(TrainingHook):
+    """Asks the loop to stop after the current iteration once ``flag()`` is true (e.g. a
+    signal was received)."""
+
+    def __init__(self, flag: Callable[[], bool]) -> None:
+        self.flag = flag
+
+    def on_step(self, state: TrainingState) -> bool:
+        return bool(self.flag())
 
 
 class EarlyStopping(TrainingHook):

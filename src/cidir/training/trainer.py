@@ -4,6 +4,14 @@ Each iteration draws ``batch_size`` points inside the fixed mask and ``alphas_pe
 values of α from the prior, splits the batch between them, evaluates
 S(F(x), M(φ(x))) + Σ λ_k(α) R_k(u)(x) (regularizers on ``regularizer_fraction`` of each
 group's points, with derivatives propagated through the network), and takes an Adam step.
+
+Resuming: :meth:`Trainer.state_dict` holds everything that changes during training (the
+model, Adam's state, the Generator that draws points and α, the iterations completed and the
+loss history); :meth:`Trainer.load_state_dict` restores it and :meth:`Trainer.run` continues
+from there, giving the same final model as an uninterrupted run. Anything else that varies
+over training (a learning-rate schedule, coarse-to-fine levels, ...) must be a pure function
+of ``Trainer.iteration`` (iterations completed before the current step) so that this state
+stays complete.
 """
 
 from __future__ import annotations
@@ -11,6 +19,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -74,6 +83,37 @@ class Trainer:
         self.moving = ImageSampler(moving, self.device)
         self.optimizer = torch.optim.Adam(self.transform.model.parameters(),
                                           lr=config.training.learning_rate)
+        self.iteration = 0  # iterations completed
+        self.history: list[dict[str, float]] = []  # loss rows every training.log_every
+        self.elapsed_seconds = 0.0  # training time so far, over every session
+
+    def state_dict(self) -> dict[str, Any]:
+        """The training state: ``model``, ``optimizer``, ``generator`` (uint8 tensor),
+        ``iteration``, ``elapsed_seconds``, ``history`` (see :mod:`cidir.training.checkpoint`
+        for writing it to disk)."""
+        return {"model": self.transform.model.state_dict(),
+                "optimizer": self.optimizer.state_dict(),
+                "generator": self.generator.get_state(),
+                "iteration": self.iteration,
+                "elapsed_seconds": self.elapsed_seconds,
+                "history": [dict(row) for row in self.history]}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore a :meth:`state_dict`; :meth:`run` then continues from its iteration."""
+        iteration = int(state["iteration"])
+        if not 0 <= iteration <= self.config.training.iterations:
+            raise InputError(f"checkpoint: iteration {iteration} is outside the run's "
+                             f"0..{self.config.training.iterations}")
+        try:
+            self.transform.model.load_state_dict(state["model"], strict=True)
+            self.optimizer.load_state_dict(state["optimizer"])
+            self.generator.set_state(state["generator"])
+        except (RuntimeError, KeyError, ValueError, TypeError) as exc:
+            raise InputError(f"checkpoint: does not fit this run's model or optimizer "
+                             f"({str(exc).splitlines()[0]})") from None
+        self.iteration = iteration
+        self.elapsed_seconds = float(state["elapsed_seconds"])
+        self.history = [dict(row) for row in state["history"]]
 
     def step(self) -> LossTerms:
         """One iteration: sample, evaluate the objective, Adam step."""
@@ -98,21 +138,25 @@ class Trainer:
         return terms
 
     def run(self, hooks: Sequence[TrainingHook] = ()) -> FitResult:
-        """All iterations, calling the hooks; returns the trained transform and loss history."""
+        """The remaining iterations (all of them unless a state was loaded), calling the
+        hooks; returns the trained transform and the loss history."""
         t = self.config.training
         self.transform.model.train()
-        state = TrainingState(0, t.iterations, {}, self.transform, self.config)
+        state = TrainingState(self.iteration, t.iterations, {}, self.transform, self.config,
+                              self.elapsed_seconds, self.history)
         for hook in hooks:
             hook.on_start(state)
-        start = time.perf_counter()
-        for iteration in range(1, t.iterations + 1):
+        start = time.perf_counter() - self.elapsed_seconds
+        while self.iteration < t.iterations:
             terms = self.step()
+            self.iteration = iteration = self.iteration + 1
+            self.elapsed_seconds = time.perf_counter() - start
             state.iteration = iteration
             state.parts = terms.parts
-            state.elapsed_seconds = time.perf_counter() - start
+            state.elapsed_seconds = self.elapsed_seconds
             if iteration % t.log_every == 0 or iteration == 1 or iteration == t.iterations:
-                state.history.append({"iteration": iteration,
-                                      "seconds": round(state.elapsed_seconds, 4), **terms.parts})
+                self.history.append({"iteration": iteration,
+                                     "seconds": round(self.elapsed_seconds, 4), **terms.parts})
             if not np.isfinite(terms.parts["total"]):
                 raise RuntimeError(f"training diverged at iteration {iteration}: loss "
                                    f"{terms.parts}; lower training.learning_rate")
@@ -124,7 +168,7 @@ class Trainer:
         self.transform.model.eval()
         for hook in hooks:
             hook.on_end(state)
-        return FitResult(self.transform, state.history, state.elapsed_seconds, state.iteration)
+        return FitResult(self.transform, self.history, self.elapsed_seconds, self.iteration)
 
 
 def fit(fixed: Image, moving: Image, config: RunConfig, fixed_mask: Image | None = None,

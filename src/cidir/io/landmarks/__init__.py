@@ -49,6 +49,7 @@ from cidir.io.landmarks.text import (
 __all__ = [
     "FORMATS",
     "check_pairs",
+    "guess_format",
     "read_csv_points",
     "read_dirlab_points",
     "read_elastix_points",

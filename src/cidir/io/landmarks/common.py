@@ -3,6 +3,7 @@ numbers, lines, grids, dimensions."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +19,9 @@ def fmt(value: float) -> str:
     return repr(float(value))
 
 
-def guess_format(path: Path) -> str:
+def guess_format(path: str | os.PathLike) -> str:
+    """The point-file format named by ``path``'s extension (InputError when none is)."""
+    path = Path(path)
     name = path.name.lower()
     if name.endswith("_xyz.txt"):
         return "dirlab"
@@ -65,6 +68,8 @@ def numbered_lines(path: Path, what: str) -> list[tuple[int, str]]:
         text = path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError:
         raise InputError(f"{what} {path}: expected a text file, found binary data") from None
+    except OSError as exc:
+        raise InputError(f"{what} {path}: cannot read it ({exc.strerror or exc})") from None
     return [(i, line) for i, line in enumerate(text.splitlines(), 1) if line.strip()]
 
 

@@ -102,6 +102,8 @@ def read_mrk_json(path: str | os.PathLike, what: str = "points") -> np.ndarray:
         ) from None
     except UnicodeDecodeError:
         raise InputError(f"{what} {path}: expected a text file, found binary data") from None
+    except OSError as exc:
+        raise InputError(f"{what} {path}: cannot read it ({exc.strerror or exc})") from None
     markups = data.get("markups") if isinstance(data, dict) else None
     if not markups or not isinstance(markups, list) or not isinstance(markups[0], dict):
         raise InputError(f"{what} {path}: expected a 'markups' list, found none")
