@@ -39,7 +39,8 @@ from benchmarks.report import PROTOCOL_METHODS, aggregate, write_markdown  # noq
 from benchmarks.tasks import TASKS, TaskSpec, build  # noqa: E402
 
 MODES = ("full", "quick", "tiny")
-BASELINES_FOR = {"phantom": ("identity",), "lung-mri": ("identity", "affine"),
+BASELINES_FOR = {"phantom": ("identity",), "phantom-sliding": ("identity",),
+                 "lung-mri": ("identity", "affine"),
                  "brain2d": ("identity",), "dirlab": ("identity",)}
 
 

@@ -4,6 +4,9 @@ it is skipped.
 - ``phantom``: cidir's 4D-CT breathing phantom, fixed = inhale, moving = exhale, fixed mask
   = inhale lung mask; TRE (continuous, snapped), field error vs ground truth in the lungs,
   folding in the lungs; α by the Dice of the phantom's labels 1-5.
+- ``phantom-sliding``: the same protocol on the phantom's ``sliding`` variant (the lungs
+  slide along a nearly still chest wall, the true field steps at the lungs' outer boundary;
+  the exhale lungs are denser, mass conserved).
 - ``lung-mri``: lung-mri-lobes, ordered pairs of 3 subjects, common initial affine
   (``cidir.alignment`` ``affine`` with both lung masks); α by lung-mask Dice (labels 1, 2),
   judged by lobe Dice (labels 1-5), folding in the fixed lungs.
@@ -26,7 +29,9 @@ from benchmarks.pairs import PairData
 from cidir.evaluation.metrics import foreground_labels
 from cidir.geometry import Image
 
-TASKS = ("phantom", "lung-mri", "brain2d", "dirlab")
+TASKS = ("phantom", "phantom-sliding", "lung-mri", "brain2d", "dirlab")
+#: the phantom variant (``cidir.data.phantom.VARIANTS``) of each phantom task
+PHANTOM_VARIANTS = {"phantom": "smooth", "phantom-sliding": "sliding"}
 
 
 @dataclass
@@ -40,21 +45,24 @@ class TaskSpec:
     dirlab_cases: tuple[int, ...] = tuple(range(1, 11))
 
 
-def phantom_pairs(spec: TaskSpec) -> list[PairData]:
+def phantom_pairs(spec: TaskSpec, task: str = "phantom") -> list[PairData]:
+    """The pairs of a phantom task (``phantom`` or ``phantom-sliding``): one per seed."""
     from cidir.data.phantom import make_phantom
 
+    variant = PHANTOM_VARIANTS[task]
     pairs = []
     for seed in spec.phantom_seeds:
-        p = make_phantom(spec.phantom_size, seed)
+        p = make_phantom(spec.phantom_size, seed, variant)
         labels = foreground_labels(p.inhale_labels.array, p.exhale_labels.array)
         pairs.append(PairData(
-            task="phantom", name=f"{spec.phantom_size}-seed{seed}", fixed=p.inhale,
+            task=task, name=f"{spec.phantom_size}-seed{seed}", fixed=p.inhale,
             moving=p.exhale, fixed_sel=p.inhale_labels, moving_sel=p.exhale_labels,
             sel_labels=labels, fixed_eval=p.inhale_labels, moving_eval=p.exhale_labels,
             eval_labels=labels, fixed_mask=p.inhale_lung_mask, moving_mask=p.exhale_lung_mask,
             fold_mask=p.inhale_lung_mask, fixed_points=p.inhale_points,
             moving_points=p.exhale_points, gt_field=p.field,
-            info={"size": spec.phantom_size, "seed": seed, "grid": p.grid.to_dict(),
+            info={"size": spec.phantom_size, "seed": seed, "variant": variant,
+                  "grid": p.grid.to_dict(),
                   "landmarks": len(p.inhale_points)}))
     return pairs
 
@@ -131,8 +139,8 @@ def dirlab_pairs(spec: TaskSpec, root: Path, landmarks: Path | None) -> list[Pai
 def build(task: str, spec: TaskSpec, shared: Path, dirlab: Path | None
           ) -> tuple[list[PairData], str | None]:
     """(pairs, None), or ([], reason) when the task is skipped."""
-    if task == "phantom":
-        return phantom_pairs(spec), None
+    if task in PHANTOM_VARIANTS:
+        return phantom_pairs(spec, task), None
     if task == "dirlab":
         if dirlab is None:
             return [], "no --dirlab ROOT given (DIR-LAB images are not distributed)"

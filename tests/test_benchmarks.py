@@ -136,14 +136,15 @@ def test_peer_composes_with_initial_affine():
     assert _center_tre(pair, field) < 1e-6
 
 
-@pytest.mark.slow  # 25 s: the whole benchmark runner on a tiny phantom
+@pytest.mark.slow  # 35 s: the whole benchmark runner on tiny phantoms (both variants)
 def test_runner_tiny_phantom(tmp_path, monkeypatch):
     import benchmarks.run_benchmarks as runner
     from benchmarks.run_benchmarks import main
 
     out, doc = tmp_path / "results", tmp_path / "benchmarks.md"
-    main(["--tiny", "--tasks", "phantom", "brain2d", "--methods", "cidir", "--no-baselines",
-          "--shared-data", str(tmp_path / "absent"), "--out", str(out), "--doc", str(doc)])
+    main(["--tiny", "--tasks", "phantom", "phantom-sliding", "brain2d", "--methods", "cidir",
+          "--no-baselines", "--shared-data", str(tmp_path / "absent"), "--out", str(out),
+          "--doc", str(doc)])
     report = json.loads((out / "benchmarks-tiny.json").read_text())
     assert report["mode"] == "tiny" and "--tiny" in report["command"]
     assert report["complete"] and report["reused_runs"] == 0
@@ -155,8 +156,14 @@ def test_runner_tiny_phantom(tmp_path, monkeypatch):
     assert np.isfinite(run["metrics"]["tre_mm"]) and run["peak_rss_mb"] > 0
     assert 0.0 <= run["choice"]["alpha"] <= 1.0
     assert len(run["run_key"]) == 16 and run["finished_utc"]
+    (sliding,) = report["tasks"]["phantom-sliding"]["pairs"].values()
+    assert sliding["info"]["variant"] == "sliding" and pair["info"]["variant"] == "smooth"
+    assert sliding["runs"]["cidir"]["ok"], sliding["runs"]["cidir"].get("error")
+    assert sliding["runs"]["cidir"]["run_key"] != run["run_key"]
+    assert sliding["before"]["field_error_mm"] > 0
     text = doc.read_text()
     assert "Phantom 4D-CT" in text and "| `cidir` |" in text and "Skipped:" in text
+    assert "## Phantom 4D-CT with sliding and exhale density" in text
     assert "Tiny smoke settings" in text and "Incomplete" not in text
 
     # --resume: the finished run is reused, not rerun; a task this call does not name is kept
@@ -167,12 +174,13 @@ def test_runner_tiny_phantom(tmp_path, monkeypatch):
     main(["--tiny", "--resume", "--tasks", "phantom", "--methods", "cidir", "sitk",
           "--no-baselines", "--out", str(out), "--doc", str(doc)])
     again = json.loads((out / "benchmarks-tiny.json").read_text())
-    assert again["reused_runs"] == 1 and list(again["tasks"]) == ["phantom", "brain2d"]
+    assert again["reused_runs"] == 1
+    assert list(again["tasks"]) == ["phantom", "phantom-sliding", "brain2d"]
     runs = again["tasks"]["phantom"]["pairs"]["small-seed0"]["runs"]
     assert runs["cidir"]["reused"] and runs["cidir"]["metrics"] == run["metrics"]
     assert runs["sitk"]["ok"] and not runs["sitk"].get("reused")
     calls = again["calls"]
-    assert [(c["runs_done"], c["runs_reused"]) for c in calls] == [(1, 0), (0, 0), (1, 1)]
+    assert [(c["runs_done"], c["runs_reused"]) for c in calls] == [(2, 0), (0, 0), (1, 1)]
     assert "--methods cidir sitk" in calls[-1]["command"] and calls[-1]["finished_utc"]
     assert "come from 3 calls" in doc.read_text()
     # a call interrupted after its first run leaves a file with every earlier run in it
@@ -221,7 +229,8 @@ def test_report_marks_incomplete_tasks(tmp_path):
     assert "**Incomplete: 1 of 2 planned runs**" in text and "**interrupted**" in text
     assert "A 2-weight grid, not 11." in text and "# Full protocol" in text
     assert "**Not run on this task**: `idir`, `idir-grid`, `elastix`, `ants`, `sitk`" in text
-    assert "Tasks not run in this mode: Lung MRI" in text
+    assert "Tasks not run in this mode: Phantom 4D-CT with sliding" in text
+    assert "; Lung MRI inter-subject" in text
 
 
 def test_runner_dirlab_task_on_a_download_layout(dirlab_download, tmp_path):

@@ -132,7 +132,8 @@ def test_help_is_complete(capsys):
     for command, option in [("fit", "--fixed-mask"), ("select", "--fixed-labels"),
                             ("apply", "--points"), ("export", "--format"),
                             ("evaluate", "--fixed-points"), ("report", "--alpha"),
-                            ("phantom", "--size"), ("demo", "--device"), ("dirlab", "--case")]:
+                            ("phantom", "--size"), ("phantom", "--variant"),
+                            ("demo", "--device"), ("demo", "--variant"), ("dirlab", "--case")]:
         with pytest.raises(SystemExit) as exit_info:
             main([command, "--help"])
         assert exit_info.value.code == 0

@@ -5,6 +5,8 @@ Frames: world mm LPS; arrays (z, y, x); points (N, 3) in (x, y, z).
 
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
 import pytest
 import SimpleITK as sitk
@@ -53,6 +55,29 @@ def test_deterministic(phantom):
     assert not np.array_equal(other.exhale_labels.array, phantom.exhale_labels.array)
     assert not np.array_equal(other.field, phantom.field)
     assert len(other.inhale_points) >= 100
+
+
+#: sha256 of the smooth phantom (small, seed 0) as generated before the sliding variant was
+#: added (commit 495d96b): its images, labels, masks, field and points, floating arrays cast
+#: to float32 (robust to last-bit differences of float64 transcendental functions)
+SMOOTH_SMALL_SEED0_SHA256 = "f43266220238f028fd7ece7ae141fcfa5fce50c37e643b09182cd89668133b48"
+
+
+def _fingerprint(p) -> str:
+    h = hashlib.sha256()
+    for a in (p.inhale.array, p.exhale.array, p.inhale_labels.array, p.exhale_labels.array,
+              p.inhale_lung_mask.array, p.exhale_lung_mask.array, p.field, p.inhale_points,
+              p.exhale_points):
+        dtype = np.float32 if a.dtype.kind == "f" else a.dtype
+        h.update(np.ascontiguousarray(a, dtype=dtype).tobytes())
+    return h.hexdigest()
+
+
+def test_smooth_variant_is_the_original_phantom(phantom):
+    assert phantom.variant == "smooth" and not phantom.motion.sliding
+    assert _fingerprint(phantom) == SMOOTH_SMALL_SEED0_SHA256
+    with pytest.raises(ValueError, match="variant"):
+        make_phantom("small", 0, variant="slidding")
 
 
 def test_geometry_and_intensities(phantom):

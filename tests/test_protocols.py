@@ -79,3 +79,31 @@ def test_threshold_lung_mask_matches_phantom_lungs(phantom):
     lungs = np.where(lungs == 5, 0, lungs)
     dice = dice_per_label(np.where(lungs == 2, 1, np.where(lungs == 1, 2, 0)), mask.array, [1, 2])
     assert min(dice.values()) > 0.9, dice
+
+
+def test_phantom_and_demo_commands_pass_the_variant(tmp_path, monkeypatch):
+    """``cidir phantom --variant`` and ``cidir demo --variant`` reach the phantom (smooth by
+    default); the demo's summary names a non-default variant."""
+    import cidir.data.phantom as phantom_module
+    import cidir.runs.demo as demo_module
+
+    calls = []
+    monkeypatch.setattr(phantom_module, "make_phantom", lambda *a: calls.append(a))
+    monkeypatch.setattr(phantom_module, "write_phantom", lambda p, out: {})
+    monkeypatch.setattr(demo_module, "run_demo", lambda out, config, **kw: calls.append(kw))
+    assert main(["phantom", "--out", str(tmp_path), "--variant", "sliding"]) == 0
+    assert main(["phantom", "--out", str(tmp_path), "--size", "dirlab", "--seed", "2"]) == 0
+    assert main(["demo", "--out", str(tmp_path), "--variant", "sliding", "--quiet"]) == 0
+    assert main(["demo", "--out", str(tmp_path), "--quiet"]) == 0
+    assert calls[:2] == [("small", 0, "sliding"), ("dirlab", 2, "smooth")]
+    assert [c["variant"] for c in calls[2:]] == ["sliding", "smooth"]
+    summary = {"phantom": {"size": "small", "seed": 0, "variant": "sliding"}, "landmarks": 163,
+               "tre_before_mm": 7.7, "tre_after_mm": 1.0, "tre_after_sd_mm": 0.5,
+               "tre_before_snapped_mm": 7.8, "tre_after_snapped_mm": 1.1,
+               "field_error_before_mm": 8.5, "field_error_mm": 1.2, "alpha": 1.0,
+               "dice_before": 0.7, "dice": 0.9, "folding_percent": 0.0,
+               "std_log_jacobian": 0.02, "fit_seconds": 1.0, "select_seconds": 1.0,
+               "machine": {"device": "cpu", "threads": 2}, "report": "r.html"}
+    assert "(small, seed 0, sliding variant)" in demo_module.format_summary(summary)
+    summary["phantom"]["variant"] = "smooth"
+    assert "(small, seed 0), 163 landmark pairs" in demo_module.format_summary(summary)

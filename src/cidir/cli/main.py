@@ -148,8 +148,13 @@ def _add_report(sub: Subparsers) -> None:
     _device(p)
 
 
+VARIANT_HELP = ("smooth: the motion is continuous everywhere; sliding: the lungs slide "
+                "along a nearly still chest wall (the true field steps at the lungs' outer "
+                "boundary) and are denser at exhale (mass conserved)")
+
+
 def _add_phantom(sub: Subparsers) -> None:
-    from cidir.data.phantom import PHANTOM_SIZES
+    from cidir.data.phantom import PHANTOM_SIZES, VARIANTS
 
     p = sub.add_parser("phantom", help="write the 4D-CT breathing phantom",
                        description="A CT-like thorax at inhale and exhale with ground-truth "
@@ -157,10 +162,11 @@ def _add_phantom(sub: Subparsers) -> None:
     p.add_argument("--out", required=True, metavar="DIR")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--size", choices=tuple(PHANTOM_SIZES), default="small")
+    p.add_argument("--variant", choices=tuple(VARIANTS), default="smooth", help=VARIANT_HELP)
 
 
 def _add_demo(sub: Subparsers) -> None:
-    from cidir.data.phantom import PHANTOM_SIZES
+    from cidir.data.phantom import PHANTOM_SIZES, VARIANTS
 
     p = sub.add_parser("demo", help="phantom → fit → select → evaluate → report",
                        description="Generate the phantom, register exhale to inhale, choose α by "
@@ -168,6 +174,8 @@ def _add_demo(sub: Subparsers) -> None:
     p.add_argument("--out", default="demo_out", metavar="DIR")
     p.add_argument("--size", choices=tuple(PHANTOM_SIZES), default="small")
     p.add_argument("--phantom-seed", type=int, default=0)
+    p.add_argument("--variant", choices=tuple(VARIANTS), default="smooth",
+                   help="phantom variant; " + VARIANT_HELP)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     _device(p)
     add_config_options(p, ("model", "objective", "training", "selection"))
@@ -316,7 +324,7 @@ def _run_phantom(args: argparse.Namespace) -> dict | None:
     from cidir.io.outputs import check_output_folder
 
     check_output_folder(args.out, "--out")
-    paths = write_phantom(make_phantom(args.size, args.seed), args.out)
+    paths = write_phantom(make_phantom(args.size, args.seed, args.variant), args.out)
     for key, path in paths.items():
         print(f"{key}: {path}")
     return None
@@ -326,7 +334,7 @@ def _run_demo(args: argparse.Namespace) -> dict | None:
     from cidir.runs.demo import run_demo
 
     run_demo(args.out, config_from_args(args), size=args.size, seed=args.phantom_seed,
-             device=args.device, progress=not args.quiet)
+             variant=args.variant, device=args.device, progress=not args.quiet)
     return None
 
 

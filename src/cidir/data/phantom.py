@@ -10,6 +10,17 @@ rendered analytically: ``exhale(y) = A(y)`` and ``inhale(x) = A(x + u(x))``, so
 ``sitk.Resample(exhale, inhale, DisplacementFieldTransform(field))`` reproduces the inhale
 image up to noise, partial volume and interpolation. Slice-thickness partial volume is
 rendered by supersampling along the grid's z axis, identically in both phases.
+
+Variants (:data:`VARIANTS`): ``"smooth"``, the original phantom (motion continuous
+everywhere, the same lung density in both phases), and ``"sliding"``, in which the lungs
+slide along a nearly still chest wall (``u`` is discontinuous at the pleural cavity's
+boundary, see :mod:`cidir.data.phantom_motion`) and the lung parenchyma conserves its mass:
+``ρ_inhale(x) = ρ_exhale(φ(x)) · det ∇φ(x)`` with ``ρ = 1 + HU/1000``, so the exhale lungs
+are denser. The exhale image of both variants is the same for the same seed (the anatomy
+is defined at exhale); only the inhale image and the field differ. In the sliding variant
+the true field ``Phantom.field`` steps by up to about 17 mm cranio-caudally at the lungs'
+outer boundary, so the field error and TRE near the chest wall measure how well a
+registration lets the lungs slide.
 """
 
 from __future__ import annotations
@@ -29,6 +40,22 @@ from cidir.io.atomic import atomic_path, write_text
 ANATOMY_CENTRE = (1.5, -12.0, -160.0)
 NOISE_HU = 20.0
 _CHUNK_POINTS = 800_000  # points rendered at once (bounds the memory used)
+LANDMARK_WALL_MM = 5.0  # landmarks lie at least this far from the sliding interface
+
+
+@dataclass(frozen=True)
+class PhantomVariant:
+    """What a variant changes: ``sliding`` lungs along a still chest wall (a discontinuous
+    motion) and ``exhale_density`` (lung parenchyma denser at exhale, mass conserved)."""
+
+    sliding: bool = False
+    exhale_density: bool = False
+
+
+VARIANTS = {
+    "smooth": PhantomVariant(sliding=False, exhale_density=False),
+    "sliding": PhantomVariant(sliding=True, exhale_density=True),
+}
 
 
 @dataclass(frozen=True)
@@ -53,7 +80,9 @@ class Phantom:
     ``field`` is (z, y, x, 3) float64, world mm (LPS), on the inhale grid: inhale point x
     corresponds to exhale point x + u(x). ``inhale_points`` / ``exhale_points`` are (N, 3)
     world mm with ``exhale = inhale + u(inhale)`` from the analytic motion.
-    Labels: 1 left lung, 2 right lung, 3 heart, 4 tumour, 5 vessels/airways.
+    Labels: 1 left lung, 2 right lung, 3 heart, 4 tumour, 5 vessels/airways. ``variant``
+    is a key of :data:`VARIANTS`; with ``"sliding"`` the field is discontinuous at the
+    pleural cavity's boundary and the inhale lungs are less dense than the exhale lungs.
     ``motion`` and ``anatomy`` are the analytic models (local frame: world minus
     ``ANATOMY_CENTRE``); :meth:`displacement` evaluates u at world points.
     """
@@ -61,6 +90,7 @@ class Phantom:
     grid: Grid
     seed: int
     size: str
+    variant: str
     inhale: Image
     exhale: Image
     inhale_labels: Image
@@ -95,11 +125,13 @@ def _slab_points(grid: Grid, k0: int, k1: int) -> np.ndarray:
 
 
 def _render_phase(anatomy: Anatomy, grid: Grid, motion: BreathingMotion | None,
-                  supersample: int):
+                  supersample: int, density: bool = False):
     """Render one phase on ``grid``: HU (float64), labels (int32), lung mask (bool), (z,y,x).
 
     With ``motion`` the inhale phase is rendered (anatomy sampled at x + u(x)), else the
-    exhale phase. HU is averaged over ``supersample`` positions along the grid's z axis
+    exhale phase; with ``density`` too, the inhale parenchyma's density is the exhale one
+    times det ∇φ of the motion inside the pleural cavity (no difference across the sliding
+    interface). HU is averaged over ``supersample`` positions along the grid's z axis
     (odd, so that labels and mask come from the voxel centre).
     """
     centre = np.asarray(ANATOMY_CENTRE)
@@ -116,15 +148,23 @@ def _render_phase(anatomy: Anatomy, grid: Grid, motion: BreathingMotion | None,
         k1 = min(k0 + slab, grid.size[2])
         p = _slab_points(grid, k0, k1) - centre
         q = (p[None] + offsets[:, None, None] * dz).reshape(-1, 3)
+        ratio = None
         if motion is not None:
+            if density:
+                ratio = _volume_ratio(motion, q.copy())
             q += motion.displacement(q)
-        h, lab, lm = anatomy.render(q, w)
+        h, lab, lm = anatomy.render(q, w, ratio)
         part = slice(k0 * nxy, k1 * nxy)
         hu[part] = h.reshape(supersample, -1).mean(axis=0)
         labels[part] = lab.reshape(supersample, -1)[centre_row]
         lung[part] = lm.reshape(supersample, -1)[centre_row]
     shape = grid.shape
     return hu.reshape(shape), labels.reshape(shape), lung.reshape(shape)
+
+
+def _volume_ratio(motion: BreathingMotion, inhale: np.ndarray):
+    """det ∇φ of the motion's cavity branch at the given rows of local ``inhale`` points."""
+    return lambda i: motion.cavity_volume_ratio(inhale[i])
 
 
 def _sample_field(motion: BreathingMotion, grid: Grid) -> np.ndarray:
@@ -139,7 +179,8 @@ def _sample_field(motion: BreathingMotion, grid: Grid) -> np.ndarray:
 
 
 def _landmarks(anatomy: Anatomy, motion: BreathingMotion, grid: Grid):
-    """Inhale/exhale landmark pairs (world mm) at vessel bifurcations deep in the lungs."""
+    """Inhale/exhale landmark pairs (world mm) at vessel bifurcations deep in the lungs,
+    at least ``LANDMARK_WALL_MM`` from the sliding interface if there is one."""
     centre = np.asarray(ANATOMY_CENTRE)
     b = anatomy.bifurcations
     keep = (lungs_sd(b) < -8.0) & (anatomy.tumour_sd(b) > 8.0)
@@ -149,23 +190,34 @@ def _landmarks(anatomy: Anatomy, motion: BreathingMotion, grid: Grid):
     b = b[~np.any(np.tril(d < 3.0, k=-1), axis=1)]
     x = motion.inverse(b, tol=1e-8)
     y = x + motion.displacement(x)
-    inside = grid.contains_voxel(grid.world_to_voxel(x + centre), margin=-2.0)
+    inside = motion.interface_distance(x) >= LANDMARK_WALL_MM
+    inside &= grid.contains_voxel(grid.world_to_voxel(x + centre), margin=-2.0)
     inside &= grid.contains_voxel(grid.world_to_voxel(y + centre), margin=-2.0)
     return x[inside] + centre, y[inside] + centre
 
 
-def make_phantom(size: str = "small", seed: int = 0) -> Phantom:
-    """Generate the breathing phantom deterministically from ``seed`` (see :class:`Phantom`)."""
+def make_phantom(size: str = "small", seed: int = 0, variant: str = "smooth") -> Phantom:
+    """Generate the breathing phantom deterministically from ``seed`` (see :class:`Phantom`).
+
+    ``variant``: ``"smooth"`` (the original phantom) or ``"sliding"`` (lungs sliding along
+    a still chest wall, denser lungs at exhale); the same seed gives the same anatomy,
+    amplitudes, noise and exhale image in both.
+    """
     grid = phantom_grid(size)
     spec = PHANTOM_SIZES[size]
     if spec.supersample % 2 != 1:
         raise ValueError(f"phantom size {size!r}: supersample must be odd")
+    if variant not in VARIANTS:
+        raise ValueError(f"phantom variant must be one of {sorted(VARIANTS)}, found "
+                         f"{variant!r}")
+    kind = VARIANTS[variant]
     s_anat, s_motion, s_in, s_ex = np.random.SeedSequence(int(seed)).spawn(4)
     anatomy = Anatomy.generate(np.random.default_rng(s_anat))
-    motion = BreathingMotion.from_rng(np.random.default_rng(s_motion))
+    motion = BreathingMotion.from_rng(np.random.default_rng(s_motion), sliding=kind.sliding)
     images = {}
     for phase, mot, ss in (("inhale", motion, s_in), ("exhale", None, s_ex)):
-        hu, labels, lung = _render_phase(anatomy, grid, mot, spec.supersample)
+        hu, labels, lung = _render_phase(anatomy, grid, mot, spec.supersample,
+                                         density=kind.exhale_density)
         noise = np.random.default_rng(ss).standard_normal(grid.shape, dtype=np.float32)
         hu = np.clip(hu.astype(np.float32) + NOISE_HU * noise, -1024.0, 3071.0)
         images[phase] = (Image(hu, grid, f"phantom:{phase}"),
@@ -174,7 +226,7 @@ def make_phantom(size: str = "small", seed: int = 0) -> Phantom:
     field = _sample_field(motion, grid)
     inhale_points, exhale_points = _landmarks(anatomy, motion, grid)
     return Phantom(
-        grid=grid, seed=int(seed), size=size,
+        grid=grid, seed=int(seed), size=size, variant=variant,
         inhale=images["inhale"][0], exhale=images["exhale"][0],
         inhale_labels=images["inhale"][1], exhale_labels=images["exhale"][1],
         inhale_lung_mask=images["inhale"][2], exhale_lung_mask=images["exhale"][2],

@@ -9,6 +9,7 @@ functions (mm, negative inside); edges are rendered with a linear ramp of width 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -30,6 +31,15 @@ HU = {
     "liver": 60.0, "bone": 700.0, "cancellous": 300.0, "disc": 80.0, "vessel": 40.0,
     "tumour": 30.0, "lung": -850.0,
 }
+
+
+#: det ∇φ at the rendered points of the given indices (mass conservation of the parenchyma)
+VolumeRatio = Callable[[np.ndarray], np.ndarray]
+
+
+def _reindexed(volume_ratio: VolumeRatio, subset: np.ndarray) -> VolumeRatio:
+    """``volume_ratio`` for indices into the points ``subset`` of the original points."""
+    return lambda i: volume_ratio(subset[i])
 
 
 def ramp(d: np.ndarray, w: float) -> np.ndarray:
@@ -241,15 +251,19 @@ class Anatomy:
         return np.linalg.norm(p - self.tumour_centre, axis=-1) - self.tumour_radius
 
     def parenchyma(self, p: np.ndarray) -> np.ndarray:
-        """Lung parenchyma HU: gravity gradient (denser posteriorly) plus smooth texture."""
+        """Lung parenchyma HU at exhale: gravity gradient (denser posteriorly) plus smooth
+        texture (the inhale HU follows from mass conservation, see :meth:`render`)."""
         tex = np.sin(p @ self.waves[:, :3].T + self.waves[:, 3]).sum(axis=-1)
         return HU["lung"] + 25.0 * np.tanh(p[..., 1] / 60.0) + 5.0 * tex
 
-    def render(self, p: np.ndarray, w: float):
+    def render(self, p: np.ndarray, w: float, volume_ratio: VolumeRatio | None = None):
         """HU (N,), labels (N,) int32 and lung mask (N,) bool at local points p (N, 3).
 
         ``w`` is the edge width in mm; labels and mask are thresholded at the edges.
-        Structures are only evaluated on the points that can reach them.
+        Structures are only evaluated on the points that can reach them. With
+        ``volume_ratio`` (indices into p → det ∇φ there), the lung parenchyma keeps its
+        mass: its density ρ = 1 + HU/1000 is multiplied by det ∇φ (vessels, airways and
+        tumour are incompressible and keep their HU).
         """
         hu = np.full(len(p), HU["air"])
         label = np.zeros(len(p), dtype=np.int32)
@@ -265,11 +279,14 @@ class Anatomy:
         cage = (np.sqrt((x / (CAGE[0] + 2)) ** 2 + ((y - CAGE[2]) / (CAGE[1] + 2)) ** 2) - 1) * 86
         h = _mix(h, HU["soft"], ramp(cage, w))
         cav = np.flatnonzero(cage < w)
-        h[cav], label[body[cav]], lung[body[cav]] = self._render_cavity(q[cav], h[cav], w)
+        ratio = None if volume_ratio is None else _reindexed(volume_ratio, body[cav])
+        h[cav], label[body[cav]], lung[body[cav]] = self._render_cavity(q[cav], h[cav], w,
+                                                                        ratio)
         hu[body] = _render_bones(q, h, w)
         return hu, label, lung
 
-    def _render_cavity(self, p: np.ndarray, hu: np.ndarray, w: float):
+    def _render_cavity(self, p: np.ndarray, hu: np.ndarray, w: float,
+                       volume_ratio: VolumeRatio | None = None):
         """Inside the rib cage: abdomen, heart, aorta, airways, lungs, vessels, tumour."""
         x, y = p[:, 0], p[:, 1]
         label = np.zeros(len(p), dtype=np.int32)
@@ -293,7 +310,10 @@ class Anatomy:
         near = np.flatnonzero(dlung < w)
         a_lung = ramp(dlung[near], w)
         pn = p[near]
-        hn = _mix(hu[near], self.parenchyma(pn), a_lung)
+        par = self.parenchyma(pn)
+        if volume_ratio is not None:  # mass conservation: ρ = 1 + HU/1000 scales with det ∇φ
+            par = (1000.0 + par) * volume_ratio(near) - 1000.0
+        hn = _mix(hu[near], par, a_lung)
         dv = segments_sd(pn, self.seg_a, self.seg_b, self.r_a, self.r_b, w)
         hn = _mix(hn, HU["vessel"], ramp(dv, w) * a_lung)
         label[near[(dv < 0) & lung[near]]] = 5

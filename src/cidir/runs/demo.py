@@ -23,10 +23,11 @@ from cidir.runs.folder import RunFolder
 
 
 def run_demo(out: str | Path, config: RunConfig, *, size: str = "small", seed: int = 0,
-             device: str = "cpu", progress: bool = True) -> dict[str, Any]:
+             variant: str = "smooth", device: str = "cpu",
+             progress: bool = True) -> dict[str, Any]:
     out = check_output_folder(out, "--out")
     t0 = time.perf_counter()
-    phantom = make_phantom(size, seed)
+    phantom = make_phantom(size, seed, variant)
     files = write_phantom(phantom, out / "phantom")
     phantom_seconds = time.perf_counter() - t0
     run_dir = out / "run"
@@ -68,7 +69,8 @@ def run_demo(out: str | Path, config: RunConfig, *, size: str = "small", seed: i
         "select_seconds": selection["seconds"],
         "phantom_seconds": round(phantom_seconds, 3),
         "report_seconds": round(report_seconds, 3),
-        "phantom": {"size": size, "seed": seed, "grid": phantom.grid.to_dict()},
+        "phantom": {"size": size, "seed": seed, "variant": variant,
+                    "grid": phantom.grid.to_dict()},
         "machine": fit["machine"],
         "run": str(run_dir),
         "report": str(run.report_path),
@@ -79,9 +81,12 @@ def run_demo(out: str | Path, config: RunConfig, *, size: str = "small", seed: i
 
 
 def format_summary(s: dict[str, Any]) -> str:
+    """The printed summary; the phantom's variant is named unless it is the default."""
+    variant = s["phantom"].get("variant", "smooth")
+    named = "" if variant == "smooth" else f", {variant} variant"
     return "\n".join([
-        f"cidir demo — breathing phantom ({s['phantom']['size']}, seed {s['phantom']['seed']}), "
-        f"{s['landmarks']} landmark pairs",
+        f"cidir demo — breathing phantom ({s['phantom']['size']}, seed {s['phantom']['seed']}"
+        f"{named}), {s['landmarks']} landmark pairs",
         f"  TRE      {s['tre_before_mm']:.2f} mm → {s['tre_after_mm']:.2f} ± "
         f"{s['tre_after_sd_mm']:.2f} mm (continuous); snapped {s['tre_before_snapped_mm']:.2f} → "
         f"{s['tre_after_snapped_mm']:.2f} mm",
