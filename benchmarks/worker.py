@@ -46,6 +46,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     for var in ("ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[var] = str(args.threads)
+    from cidir.runtime import prefer_passive_waiting
+
+    prefer_passive_waiting()  # as the cidir command does, before torch is imported
     t_start = time.perf_counter()
     out: dict = {"method": args.method, "ok": False}
     try:

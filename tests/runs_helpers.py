@@ -20,6 +20,7 @@ from cidir.training import StopWhen
 # a fit of well under a second: tiny network, few iterations and points
 TINY = ["--model-width", "16", "--model-hidden-layers", "2", "--model-harmonizer-widths", "16",
         "--training-iterations", "20", "--training-batch-size", "200",
+        "--objective-calibration-iterations", "5",
         "--selection-num-alphas", "3", "--selection-sample-points", "2000",
         "--selection-folding-points", "500", "--quiet"]
 

@@ -21,6 +21,7 @@ from cidir.io.images import write_image
 from cidir.io.landmarks import write_points
 
 TINY = ["--model-width", "32", "--training-iterations", "30", "--training-batch-size", "500",
+        "--objective-calibration-iterations", "5",
         "--selection-num-alphas", "5", "--quiet"]
 
 

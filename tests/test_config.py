@@ -14,8 +14,10 @@ def test_defaults_validate():
     """The default config is valid and matches the method's defaults."""
     config = RunConfig().validate()
     assert config.model.kind == "cidir" and config.model.hidden_layers == 3
-    assert config.model.width == 256 and config.model.harmonizer_widths == (128, 64, 32)
+    assert config.model.width == 128 and config.model.harmonizer_widths == (128, 64, 32)
     assert config.num_conditions == 1
+    assert config.objective.calibration == "pilot" and config.training.mask_margin_mm == 10.0
+    assert [t.mapping for t in config.objective.regularizers] == ["log", "constant"]
 
 
 def test_toml_round_trip_defaults():

@@ -12,6 +12,7 @@ from cidir.cli.main import main
 from cidir.data.phantom import make_phantom
 
 TINY = ["--model-width", "32", "--training-iterations", "20", "--training-batch-size", "500",
+        "--objective-calibration-iterations", "5",
         "--selection-num-alphas", "3", "--quiet"]
 
 

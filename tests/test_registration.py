@@ -24,6 +24,7 @@ TEST_CONFIG = {
     "training.batch_size": 2000,
     "objective.regularizer_fraction": 0.25,
     "objective.regularizers": [{"name": "bending", "lambda_min": 0.1, "lambda_max": 100.0}],
+    "objective.calibration": "none",  # the λ range above in absolute units
 }
 
 
@@ -118,6 +119,7 @@ from cidir.data.synthetic import make_synthetic_pair
 from cidir.training import fit
 pair = make_synthetic_pair(3, seed=0, size=(20, 18, 10))
 config = RunConfig().with_overrides({"model.width": 64, "training.iterations": 4,
+                                     "objective.calibration_iterations": 4,
                                      "training.batch_size": 1500})
 state = fit(pair.fixed, pair.moving, config, pair.fixed_mask).transform.model.state_dict()
 digest = hashlib.sha256()

@@ -21,7 +21,8 @@ from cidir.training import fit
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
-TINY = {"model.width": 32, "training.iterations": 20, "training.batch_size": 500}
+TINY = {"model.width": 32, "training.iterations": 20, "training.batch_size": 500,
+        "objective.calibration_iterations": 5}
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 ALL_FIGURES = {"alpha_curves.png", "images.png", "differences.png", "checkerboard.png",
                "jacobian.png", "deformed_grid.png", "labels.png", "loss.png"}

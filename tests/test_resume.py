@@ -125,7 +125,8 @@ def test_trainer_state_round_trip(tmp_path):
     pair = make_synthetic_pair(2, seed=1, size=(20, 18))
     config = RunConfig().with_overrides({
         "model.width": 16, "model.hidden_layers": 2, "model.harmonizer_widths": [8],
-        "training.iterations": 12, "training.batch_size": 128, "training.log_every": 2})
+        "training.iterations": 12, "training.batch_size": 128, "training.log_every": 2,
+        "objective.calibration_iterations": 6})
     whole = Trainer(pair.fixed, pair.moving, config)
     whole.run()
     first = Trainer(pair.fixed, pair.moving, config)

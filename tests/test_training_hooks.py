@@ -21,6 +21,7 @@ def _trainer(iterations: int, checkpoint_every: int = 0) -> Trainer:
         "model.width": 16, "model.hidden_layers": 2, "model.harmonizer_widths": [8],
         "training.iterations": iterations, "training.batch_size": 64,
         "training.checkpoint_every": checkpoint_every, "training.log_every": 1,
+        "objective.calibration_iterations": 5,
     })
     return Trainer(pair.fixed, pair.moving, config, pair.fixed_mask)
 

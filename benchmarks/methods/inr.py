@@ -19,8 +19,12 @@ from cidir.training import fit
 
 
 def config_for(settings: dict, **overrides) -> RunConfig:
-    """The library's default RunConfig with the benchmark's overrides (settings["cidir"])."""
-    return RunConfig().with_overrides({**settings.get("cidir", {}), **overrides})
+    """The library's default RunConfig (or the preset named by settings["cidir"]["preset"])
+    with the benchmark's overrides (the rest of settings["cidir"])."""
+    own = dict(settings.get("cidir", {}))
+    preset = own.pop("preset", None)
+    base = RunConfig.from_preset(preset) if preset else RunConfig()
+    return base.with_overrides({**own, **overrides})
 
 
 def _fit(pair: PairData, config: RunConfig):

@@ -8,15 +8,12 @@ key, never silently ignored.
 
 from __future__ import annotations
 
-import dataclasses
-import math
 import sys
-import types
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cidir.config_plain import from_plain, to_plain
 from cidir.errors import InputError
 from cidir.losses.regularizers import REGULARIZERS as REGULARIZER_REGISTRY
 from cidir.losses.similarity import SIMILARITIES as SIMILARITY_REGISTRY
@@ -35,6 +32,8 @@ REGULARIZERS = tuple(REGULARIZER_REGISTRY)
 MAPPINGS = tuple(MAPPING_REGISTRY)
 SIMILARITIES = tuple(SIMILARITY_REGISTRY)
 PRIORS = ("uniform", "fixed")
+CALIBRATIONS = ("none", "pilot")  # how the λ ranges are scaled to the pair
+LR_SCHEDULES = ("constant", "cosine")
 CRITERIA = ("dice", "tre")  # what chooses α in the grid search
 
 
@@ -85,7 +84,7 @@ class ModelConfig(_Validated):
 
     kind: str = "cidir"
     hidden_layers: int = 3
-    width: int = 256
+    width: int = 128
     omega_first: float = 30.0  # SIREN frequency of the first layer
     omega_hidden: float = 30.0  # SIREN frequency of the other hidden layers
     shared_activation: bool = False  # one (a, b, c, d) for all layers instead of one per layer
@@ -138,19 +137,33 @@ class RegularizerTerm(_Validated):
 
 @dataclass(frozen=True)
 class ObjectiveConfig(_Validated):
-    """loss = S(F(x), M(φ(x))) + Σ_k λ_k(α)·R_k(u)(x), averaged over the batch."""
+    """loss = S(F(x), M(φ(x))) + Σ_k λ_k(α)·R_k(u)(x), averaged over the batch.
+
+    calibration: ``none`` uses λ_min/λ_max as written; ``pilot`` first fits the pair without
+    its α-driven regularizers (``calibration_iterations`` Adam steps) and measures
+    λ_b = (S(identity) − S(pilot)) / R_k(pilot), the weight at which the regularizer's
+    penalty of the unregularized solution equals its similarity gain; the λ_min/λ_max of
+    every term whose mapping is not ``constant`` are then multiples of that pair's λ_b.
+    """
 
     similarity: str = "ncc"
+    # bending over five decades around the pair's λ_b (calibration "pilot"), and a constant
+    # guard against folding (see docs/method-choices.md for the measurements)
     regularizers: tuple[RegularizerTerm, ...] = (
-        RegularizerTerm("bending", 1.0, 10000.0, "log", 0),
+        RegularizerTerm("bending", 1e-3, 1e2, "log", 0),
+        RegularizerTerm("antifolding", 10.0, 10.0, "constant", 0),
     )
     regularizer_fraction: float = 0.25  # fraction of the batch where R is evaluated
     hyperelastic_length: float = 1.0
     hyperelastic_area: float = 1.0
     hyperelastic_volume: float = 1.0
+    calibration: str = "pilot"
+    calibration_iterations: int = 100
 
     def validate(self) -> None:
         _choice("objective.similarity", self.similarity, SIMILARITIES)
+        _choice("objective.calibration", self.calibration, CALIBRATIONS)
+        _positive_int("objective.calibration_iterations", self.calibration_iterations)
         for term in self.regularizers:
             if not isinstance(term, RegularizerTerm):
                 raise InputError(f"objective.regularizers: expected regularizer terms, found "
@@ -176,11 +189,20 @@ class ObjectiveConfig(_Validated):
 
 @dataclass(frozen=True)
 class TrainingConfig(_Validated):
-    """Per-pair optimization: Adam over points drawn inside the fixed mask."""
+    """Per-pair optimization: Adam over points drawn inside the fixed mask grown by
+    ``mask_margin_mm`` (mm).
+
+    lr_schedule: ``constant``, or ``cosine`` (linear warm-up over ``warmup_iterations``, then
+    cosine decay from learning_rate to final_lr_fraction·learning_rate at the last iteration).
+    """
 
     iterations: int = 800
     batch_size: int = 4000
     learning_rate: float = 1e-4
+    lr_schedule: str = "constant"
+    warmup_iterations: int = 0
+    final_lr_fraction: float = 0.1
+    mask_margin_mm: float = 10.0
     alpha_prior: str = "uniform"  # uniform on [alpha_low, alpha_high], or fixed
     alpha_low: float = 0.0
     alpha_high: float = 1.0
@@ -197,6 +219,12 @@ class TrainingConfig(_Validated):
         _positive_int("training.iterations", self.iterations)
         _positive_int("training.batch_size", self.batch_size)
         _positive("training.learning_rate", self.learning_rate)
+        _choice("training.lr_schedule", self.lr_schedule, LR_SCHEDULES)
+        _unit_interval("training.final_lr_fraction", self.final_lr_fraction)
+        _non_negative("training.mask_margin_mm", self.mask_margin_mm)
+        if not 0 <= self.warmup_iterations < self.iterations:
+            raise InputError("training.warmup_iterations: expected 0 <= warmup_iterations < "
+                             f"iterations ({self.iterations}), found {self.warmup_iterations}")
         _choice("training.alpha_prior", self.alpha_prior, PRIORS)
         for name in ("alpha_low", "alpha_high", "alpha_fixed", "endpoint_probability"):
             _unit_interval(f"training.{name}", getattr(self, name))
@@ -257,7 +285,7 @@ class RunConfig:
 
     # --------------------------------------------------------------- (de)serialization
     def to_dict(self) -> dict[str, Any]:
-        return _to_plain(self)
+        return to_plain(self)
 
     def to_toml(self) -> str:
         import tomli_w
@@ -266,18 +294,24 @@ class RunConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], source: str = "config") -> RunConfig:
-        return _from_plain(cls, data, source)
+        return from_plain(cls, data, source)
 
     @classmethod
-    def from_toml(cls, text: str, source: str = "config") -> RunConfig:
+    def from_toml(cls, text: str, source: str = "config",
+                  base: RunConfig | None = None) -> RunConfig:
+        """The config of a TOML text; keys it does not set keep ``base``'s values (default:
+        the library defaults)."""
         try:
             data = tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:
             raise InputError(f"{source}: not valid TOML ({exc})") from None
+        if base is not None:
+            data = _merged(base.to_dict(), data)
         return cls.from_dict(data, source)
 
     @classmethod
-    def load(cls, path: str | Path) -> RunConfig:
+    def load(cls, path: str | Path, base: RunConfig | None = None) -> RunConfig:
+        """The config of a TOML file on top of ``base`` (default: the library defaults)."""
         path = Path(path)
         if not path.is_file():
             raise InputError(f"config file {path}: not found")
@@ -289,7 +323,14 @@ class RunConfig:
         except OSError as exc:
             raise InputError(f"config file {path}: cannot read it ({exc.strerror or exc})"
                              ) from None
-        return cls.from_toml(text, str(path))
+        return cls.from_toml(text, str(path), base)
+
+    @classmethod
+    def from_preset(cls, name: str) -> RunConfig:
+        """A named configuration shipped with cidir (:mod:`cidir.presets`), e.g. ``paper``."""
+        from cidir.presets import preset_text
+
+        return cls.from_toml(preset_text(name), f"preset {name}")
 
     def with_overrides(self, overrides: dict[str, Any]) -> RunConfig:
         """A copy with dotted keys replaced, e.g. ``{"training.iterations": 500}``."""
@@ -307,67 +348,12 @@ class RunConfig:
         return RunConfig.from_dict(data, "overrides")
 
 
-# ----------------------------------------------------------------------- helpers
-def _to_plain(obj):
-    if dataclasses.is_dataclass(obj):
-        return {f.name: _to_plain(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
-    if isinstance(obj, tuple):
-        return [_to_plain(v) for v in obj]
-    return obj
-
-
-def _from_plain(cls, data, where: str):
-    if not isinstance(data, dict):
-        raise InputError(f"{where}: expected a table, found {type(data).__name__}")
-    hints = typing.get_type_hints(cls)
-    known = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - known)
-    if unknown:
-        raise InputError(f"{where}: unknown key(s) {', '.join(unknown)}; "
-                         f"expected some of {', '.join(sorted(known))}")
-    kwargs = {name: _convert(hints[name], value, f"{where}.{name}")
-              for name, value in data.items()}
-    return cls(**kwargs)
-
-
-def _convert(hint, value, where: str):
-    origin = typing.get_origin(hint)
-    if dataclasses.is_dataclass(hint):
-        return _from_plain(hint, value, where)
-    if origin is tuple:
-        args = typing.get_args(hint)
-        if not isinstance(value, (list, tuple)):
-            raise InputError(f"{where}: expected a list, found {value!r}")
-        return tuple(_convert(args[0], v, f"{where}[{i}]") for i, v in enumerate(value))
-    if origin in (typing.Union, types.UnionType):
-        raise TypeError("unions are not used in configs")
-    if hint is bool:
-        if not isinstance(value, bool):
-            raise InputError(f"{where}: expected true or false, found {value!r}")
-        return value
-    if hint is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            if isinstance(value, float) and value.is_integer():
-                return int(value)
-            if isinstance(value, str):
-                try:
-                    return int(value)
-                except ValueError:
-                    pass
-            raise InputError(f"{where}: expected an integer, found {value!r}")
-        return value
-    if hint is float:
-        if isinstance(value, bool):
-            raise InputError(f"{where}: expected a number, found {value!r}")
-        try:
-            out = float(value)
-        except (TypeError, ValueError):
-            raise InputError(f"{where}: expected a number, found {value!r}") from None
-        if not math.isfinite(out):
-            raise InputError(f"{where}: expected a finite number, found {value!r}")
-        return out
-    if hint is str:
-        if not isinstance(value, str):
-            raise InputError(f"{where}: expected a string, found {value!r}")
-        return value
-    raise TypeError(f"unsupported config type {hint} at {where}")
+def _merged(base: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
+    """``base`` with the tables of ``data`` merged in (key by key; other values replaced)."""
+    out = dict(base)
+    for key, value in data.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merged(out[key], value)
+        else:
+            out[key] = value
+    return out

@@ -3,8 +3,8 @@
 Every scalar field ``section.name`` becomes ``--section-name`` (e.g. ``--training-iterations``,
 ``--model-width``); booleans get ``--x`` / ``--no-x``; ``--regularizer
 NAME:LAMBDA_MIN:LAMBDA_MAX[:MAPPING[:ALPHA_INDEX]]`` (repeatable) replaces the regularizer
-list; ``--set section.key=value`` sets anything. Precedence: defaults < ``--config FILE`` <
-options.
+list; ``--set section.key=value`` sets anything. Precedence: defaults < ``--preset NAME`` <
+``--config FILE`` < ``--set`` < options.
 """
 
 from __future__ import annotations
@@ -40,7 +40,13 @@ def _dest(section: str, name: str) -> str:
 
 
 def add_config_options(parser: argparse.ArgumentParser, sections: tuple[str, ...]) -> None:
-    """Add ``--config``, ``--set`` and one option per scalar field of the given sections."""
+    """Add ``--preset``, ``--config``, ``--set`` and one option per scalar field of the given
+    sections."""
+    from cidir.presets import names
+
+    parser.add_argument("--preset", metavar="NAME",
+                        help=f"a named configuration ({', '.join(names())}; 'paper': the "
+                             "paper's settings) that --config and the options below override")
     parser.add_argument("--config", metavar="FILE.toml",
                         help="configuration file (TOML); options below override it")
     parser.add_argument("--set", metavar="SECTION.KEY=VALUE", action="append", default=[],
@@ -108,8 +114,14 @@ def _parse_set(item: str) -> tuple[str, Any]:
 
 
 def config_from_args(args: argparse.Namespace, base: RunConfig | None = None) -> RunConfig:
-    """The resolved config: defaults, then ``--config``, then ``--set``, then options."""
-    config = base or (RunConfig.load(args.config) if getattr(args, "config", None) else RunConfig())
+    """The resolved config: defaults (or ``base``), then ``--preset``, ``--config``, ``--set``
+    and the options."""
+    if base is None:
+        preset = getattr(args, "preset", None)
+        base = RunConfig.from_preset(preset) if preset else RunConfig()
+        if getattr(args, "config", None):
+            base = RunConfig.load(args.config, base)
+    config = base
     overrides: dict[str, Any] = dict(_parse_set(s) for s in getattr(args, "set", []) or [])
     for key, value in vars(args).items():
         if not key.startswith("cfg__") or value is None:

@@ -25,8 +25,22 @@ def _labels(text: str) -> list[int]:
             f"expected comma-separated integers, found {text!r}") from None
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, found {text!r}")
+    return value
+
+
 def _device(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
+    p.add_argument("--threads", type=_positive_int, metavar="N",
+                   help="CPU threads for torch (default: the cores this process may use; "
+                        "idle threads sleep, so two runs side by side share the cores "
+                        "without spinning; with K runs on one machine, cores / K each is best)")
 
 
 def _alpha(p: argparse.ArgumentParser, default_text: str) -> None:
@@ -363,6 +377,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     import SimpleITK as sitk
+
+    from cidir.runtime import configure_threads
+
+    if hasattr(args, "threads"):
+        configure_threads(args.threads)
 
     # ITK prints reader warnings on stderr; cidir states what matters in its own messages
     shown = sitk.ProcessObject.GetGlobalWarningDisplay()

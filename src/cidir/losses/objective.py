@@ -31,9 +31,16 @@ class LossTerms:
 class Objective:
     """Assembles similarity and weighted regularizers from an :class:`ObjectiveConfig`."""
 
-    def __init__(self, config: ObjectiveConfig) -> None:
+    def __init__(self, config: ObjectiveConfig,
+                 scales: tuple[float, ...] | None = None) -> None:
         self.config = config  # validated at construction
         self.similarity = SIMILARITIES[config.similarity]
+        #: per regularizer term, the factor its λ(α) is multiplied by (the pair's λ_b once
+        #: calibrated; 1 otherwise)
+        self.scales = scales or tuple(1.0 for _ in config.regularizers)
+        if len(self.scales) != len(config.regularizers):
+            raise ValueError(f"expected {len(config.regularizers)} regularizer scales, found "
+                             f"{len(self.scales)}")
 
     @property
     def derivative_order(self) -> int:
@@ -46,10 +53,11 @@ class Objective:
                 for term in self.config.regularizers}
 
     def weights(self, alpha: torch.Tensor) -> torch.Tensor:
-        """λ_k(α) for α of shape (G, K): (G, number of regularizers)."""
+        """λ_k(α) (scaled) for α of shape (G, K): (G, number of regularizers)."""
         cols = [
-            regularizer_weight(alpha[:, t.alpha_index], t.lambda_min, t.lambda_max, t.mapping)
-            for t in self.config.regularizers
+            scale * regularizer_weight(alpha[:, t.alpha_index], t.lambda_min, t.lambda_max,
+                                       t.mapping)
+            for t, scale in zip(self.config.regularizers, self.scales, strict=True)
         ]
         if not cols:
             return alpha.new_zeros(alpha.shape[0], 0)

@@ -195,6 +195,7 @@ def _write_results(stage: Path, trainer: Trainer, plan: dict[str, Any]) -> dict[
         "init_seconds": plan["init_seconds"],
         "iterations": trainer.iteration,
         "final_loss": trainer.history[-1] if trainer.history else {},
+        "calibration": trainer.calibration,
         "resumed_at": plan["resumed_at"],
         "overlap_fraction": plan["overlap"],
         "fixed_grid": plan["fixed_grid"],

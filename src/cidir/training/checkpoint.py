@@ -4,9 +4,10 @@ safetensors file (never pickle), written atomically.
 Tensors: ``model.<name>`` (the network), ``optimizer.<param index>.<key>`` (Adam's moments
 and step counts), ``generator`` (the torch Generator state, uint8). Metadata (strings):
 ``format``, ``iteration`` (iterations completed), ``elapsed_seconds``, ``history`` (the loss
-rows so far, JSON), ``optimizer`` (param groups and non-tensor state, JSON), any ``extra``
-keys of the caller, and ``sha256`` over all of it, so that a truncated or altered checkpoint
-is refused rather than resumed from.
+rows so far, JSON), ``calibration`` (the pair's λ scales and their measurement, JSON),
+``optimizer`` (param groups and non-tensor state, JSON), any ``extra`` keys of the caller,
+and ``sha256`` over all of it, so that a truncated or altered checkpoint is refused rather
+than resumed from.
 """
 
 from __future__ import annotations
@@ -64,6 +65,7 @@ def save_checkpoint(path: str | Path, state: dict[str, Any],
         "iteration": str(int(state["iteration"])),
         "elapsed_seconds": repr(float(state["elapsed_seconds"])),
         "history": json.dumps(state["history"]),
+        "calibration": json.dumps(state.get("calibration")),
         "optimizer": json.dumps(optimizer),
         **(extra or {}),
     }
@@ -88,6 +90,7 @@ def _unflatten(tensors: dict[str, torch.Tensor], meta: dict[str, str]) -> dict[s
         "iteration": int(meta["iteration"]),
         "elapsed_seconds": float(meta["elapsed_seconds"]),
         "history": json.loads(meta["history"]),
+        "calibration": json.loads(meta.get("calibration", "null")),
     }
 
 

@@ -9,9 +9,11 @@ Resuming: :meth:`Trainer.state_dict` holds everything that changes during traini
 model, Adam's state, the Generator that draws points and α, the iterations completed and the
 loss history); :meth:`Trainer.load_state_dict` restores it and :meth:`Trainer.run` continues
 from there, giving the same final model as an uninterrupted run. Anything else that varies
-over training (a learning-rate schedule, coarse-to-fine levels, ...) must be a pure function
-of ``Trainer.iteration`` (iterations completed before the current step) so that this state
-stays complete.
+over training (the learning-rate schedule of :mod:`cidir.training.schedule`) must be a pure
+function of ``Trainer.iteration`` (iterations completed before the current step) so that this
+state stays complete. With ``objective.calibration = "pilot"`` the first :meth:`Trainer.run`
+fits the pilot of :mod:`cidir.training.calibration`; its result (the λ scales) is part of the
+state.
 """
 
 from __future__ import annotations
@@ -30,9 +32,11 @@ from cidir.fields import ConditionedTransform, ImageSampler
 from cidir.geometry import Image
 from cidir.losses import LossTerms, Objective
 from cidir.models import DeformationModel
+from cidir.training.calibration import measure_scales, pilot_config
 from cidir.training.hooks import TrainingHook, TrainingState
 from cidir.training.prior import draw_alphas
 from cidir.training.sampler import PointSampler
+from cidir.training.schedule import learning_rate_at
 
 
 @dataclass
@@ -77,9 +81,14 @@ class Trainer:
         self.config = config
         self.device = resolve_device(device)
         self.transform = transform or build_transform(config, fixed, self.device, init_matrix)
+        self._pair = (fixed, moving, fixed_mask)  # for the calibration pilot
         self.objective = Objective(config.objective)
+        #: the pilot's measurement ({} until calibrated; None when calibration is "none")
+        self.calibration: dict[str, Any] | None = (
+            {} if config.objective.calibration == "pilot" else None)
         self.generator = torch.Generator(device=self.device).manual_seed(config.training.seed)
-        self.points = PointSampler(fixed, fixed_mask, self.device, self.generator)
+        self.points = PointSampler(fixed, fixed_mask, self.device, self.generator,
+                                   config.training.mask_margin_mm)
         self.moving = ImageSampler(moving, self.device)
         self.optimizer = torch.optim.Adam(self.transform.model.parameters(),
                                           lr=config.training.learning_rate)
@@ -96,7 +105,8 @@ class Trainer:
                 "generator": self.generator.get_state(),
                 "iteration": self.iteration,
                 "elapsed_seconds": self.elapsed_seconds,
-                "history": [dict(row) for row in self.history]}
+                "history": [dict(row) for row in self.history],
+                "calibration": self.calibration}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore a :meth:`state_dict`; :meth:`run` then continues from its iteration."""
@@ -114,6 +124,25 @@ class Trainer:
         self.iteration = iteration
         self.elapsed_seconds = float(state["elapsed_seconds"])
         self.history = [dict(row) for row in state["history"]]
+        if self.calibration is not None and state.get("calibration"):
+            self._set_calibration(state["calibration"])
+
+    def _set_calibration(self, record: dict[str, Any]) -> None:
+        self.calibration = record
+        self.objective = Objective(self.config.objective, tuple(record["scales"]))
+
+    def calibrate(self) -> dict[str, Any]:
+        """Fit the pilot (see :mod:`cidir.training.calibration`) and scale the λ ranges by
+        its λ_b; returns the record (also kept in :attr:`calibration` and the state)."""
+        fixed, moving, mask = self._pair
+        pilot = Trainer(fixed, moving, pilot_config(self.config), mask, self.device,
+                        self.transform.init_matrix)
+        pilot.run()
+        scales, record = measure_scales(pilot, self.objective)
+        record["scales"] = list(scales)
+        record["seconds"] = round(pilot.elapsed_seconds, 3)
+        self._set_calibration(record)
+        return record
 
     def step(self) -> LossTerms:
         """One iteration: sample, evaluate the objective, Adam step."""
@@ -132,6 +161,8 @@ class Trainer:
         warped = self.moving(phi.value).view(groups, per_group)
         grad_u, hess_u = phi.u.jacobian, phi.u.hessian
         terms = self.objective(fixed_values, warped, alpha, grad_u, hess_u)
+        for group in self.optimizer.param_groups:
+            group["lr"] = learning_rate_at(t, self.iteration)
         self.optimizer.zero_grad(set_to_none=True)
         terms.total.backward()
         self.optimizer.step()
@@ -141,6 +172,9 @@ class Trainer:
         """The remaining iterations (all of them unless a state was loaded), calling the
         hooks; returns the trained transform and the loss history."""
         t = self.config.training
+        if self.calibration == {}:
+            self.calibrate()
+            self.elapsed_seconds += float(self.calibration["seconds"])
         self.transform.model.train()
         state = TrainingState(self.iteration, t.iterations, {}, self.transform, self.config,
                               self.elapsed_seconds, self.history)

@@ -1,0 +1,129 @@
+"""The engine's levers, one at a time, on the shared pairs: the ablation table of
+docs/method-choices.md.
+
+    python benchmarks/ablation.py [--tasks brain2d lung-mri phantom phantom-sliding]
+        [--variants default paper ...] [--pairs 3] [--shared-data ../shared/data]
+
+Each variant is the library's default configuration with a few overrides (``VARIANTS``);
+each (variant, pair) runs cidir in its own worker subprocess (fit, α search, dense field at
+the chosen α; the same code and metrics as ``make benchmarks``) and is judged on the task's
+evaluation labels / landmarks. Results go to benchmarks/results/ablation.json after every
+run (a rerun reuses the runs whose overrides are unchanged), then the table is written
+between the ``ablation`` markers of docs/method-choices.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from benchmarks.ablation_report import write_table  # noqa: E402
+from benchmarks.run_benchmarks import code_version, machine_info, run_one  # noqa: E402
+from benchmarks.tasks import TaskSpec, build  # noqa: E402
+
+#: name -> (what it changes, overrides of the default RunConfig)
+VARIANTS: dict[str, tuple[str, dict]] = {
+    "default": ("the library's defaults", {}),
+    "paper": ("the paper's configuration (`--preset paper`: width 256, fixed λ range "
+              "[1, 10⁴], no anti-folding term, no margin)", {"preset": "paper"}),
+    "fixed range": ("no pilot: bending λ on the fixed range [10⁻², 10²]", {
+        "objective.calibration": "none",
+        "objective.regularizers": [
+            {"name": "bending", "lambda_min": 1e-2, "lambda_max": 1e2},
+            {"name": "antifolding", "lambda_min": 10.0, "lambda_max": 10.0,
+             "mapping": "constant"}]}),
+    "range ×[1e-4, 10]": ("calibrated range one decade lower: λ_b·[10⁻⁴, 10]", {
+        "objective.regularizers": [
+            {"name": "bending", "lambda_min": 1e-4, "lambda_max": 10.0},
+            {"name": "antifolding", "lambda_min": 10.0, "lambda_max": 10.0,
+             "mapping": "constant"}]}),
+    "no anti-folding": ("without the constant anti-folding term", {
+        "objective.regularizers": [
+            {"name": "bending", "lambda_min": 1e-3, "lambda_max": 1e2}]}),
+    "no margin": ("training points inside the mask only (margin 0 mm)",
+                  {"training.mask_margin_mm": 0.0}),
+    "margin 5": ("mask margin 5 mm", {"training.mask_margin_mm": 5.0}),
+    "cosine lr": ("cosine learning-rate decay after a 50-iteration warm-up", {
+        "training.lr_schedule": "cosine", "training.warmup_iterations": 50}),
+    "width 256": ("MLP width 256", {"model.width": 256}),
+    "400 iterations": ("half the iterations", {"training.iterations": 400}),
+}
+TASK_ORDER = ("brain2d", "lung-mri", "phantom", "phantom-sliding")
+
+
+def settings_for(overrides: dict) -> dict:
+    return {"mode": "ablation", "cidir": overrides}
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--tasks", nargs="+", default=list(TASK_ORDER), choices=TASK_ORDER)
+    p.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    p.add_argument("--pairs", type=int, default=3, help="pairs (phantom: seeds) per task")
+    p.add_argument("--phantom-size", default="dirlab")
+    p.add_argument("--shared-data", default=str(ROOT.parent / "shared" / "data"))
+    p.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "ablation.json"))
+    p.add_argument("--doc", default=str(ROOT / "docs" / "method-choices.md"))
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    out = Path(args.out)
+    report = json.loads(out.read_text(encoding="utf-8")) if out.is_file() else {}
+    report.setdefault("runs", {})
+    report.update(machine=machine_info(), code_version=code_version(),
+                  command="python benchmarks/ablation.py " + " ".join(argv or sys.argv[1:]))
+    spec = TaskSpec(phantom_size=args.phantom_size,
+                    phantom_seeds=tuple(range(args.pairs)), lung_pairs=args.pairs,
+                    brain_pairs=args.pairs)
+    with tempfile.TemporaryDirectory(prefix="cidir-ablation-") as tmp:
+        work = Path(tmp)
+        for task in args.tasks:
+            pairs, reason = build(task, spec, Path(args.shared_data), None)
+            if reason:
+                print(f"[skip] {task}: {reason}", flush=True)
+                continue
+            for pair in pairs:
+                pair_dir = pair.save(work / task / pair.name.replace("<-", "_from_"))
+                for variant in args.variants:
+                    overrides = VARIANTS[variant][1]
+                    key = f"{task}|{pair.name}|{variant}"
+                    old = report["runs"].get(key)
+                    if old and old.get("ok") and old.get("overrides") == overrides:
+                        continue
+                    settings_path = work / "settings.json"
+                    settings_path.write_text(json.dumps(settings_for(overrides)),
+                                             encoding="utf-8")
+                    run = run_one(pair_dir, "cidir", settings_path, work)
+                    run.update(task=task, pair=pair.name, variant=variant,
+                               overrides=overrides)
+                    report["runs"][key] = run
+                    _save(report, out)
+                    m = run.get("metrics", {})
+                    print(f"[{task} {pair.name}] {variant}: dice {m.get('dice_eval')} "
+                          f"tre {m.get('tre_mm')} ({run['subprocess_seconds']:.0f} s)"
+                          + ("" if run.get("ok") else f" FAILED {run.get('error')}"),
+                          flush=True)
+    write_table(report, VARIANTS, Path(args.doc))
+    print(f"wrote {out} and {args.doc}")
+    return 0
+
+
+def _save(report: dict, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(report, indent=1, default=float), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

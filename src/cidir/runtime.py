@@ -1,0 +1,49 @@
+"""CPU threads and OpenMP waiting, chosen so that cidir processes sharing a machine do not
+trap each other.
+
+PyTorch's CPU kernels run on an OpenMP pool whose idle threads, by default, spin on their
+core for a while before sleeping. With two such processes on one machine each spins on cores
+the other needs: on a 2-core machine two fits side by side ran 7× slower each than one
+alone (``benchmarks/threads.py``, see docs/method-choices.md). cidir therefore asks OpenMP to
+let idle threads sleep (``OMP_WAIT_POLICY=PASSIVE``), which must happen before torch is
+imported: the ``cidir`` command does it first thing; library users who share a machine set
+the variable themselves or call :func:`prefer_passive_waiting` before importing torch. A
+value the user already set is respected. The thread count is ``--threads`` (default: the
+cores this process may run on).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+WAIT_POLICY = "PASSIVE"
+
+
+def prefer_passive_waiting() -> bool:
+    """Set OMP_WAIT_POLICY=PASSIVE unless the user set it; True when it takes effect (torch
+    not imported yet and no user value)."""
+    if "OMP_WAIT_POLICY" in os.environ:
+        return False
+    os.environ["OMP_WAIT_POLICY"] = WAIT_POLICY
+    return "torch" not in sys.modules
+
+
+def available_cores() -> int:
+    """The CPU cores this process may run on (its affinity mask; os.cpu_count otherwise)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
+def configure_threads(threads: int | None) -> int:
+    """Set torch's intra-op threads to ``threads`` (None: :func:`available_cores`); returns
+    the count in use. Raises ValueError for a count < 1."""
+    import torch
+
+    count = available_cores() if threads is None else int(threads)
+    if count < 1:
+        raise ValueError(f"--threads: expected a positive integer, found {threads}")
+    torch.set_num_threads(count)
+    return count
