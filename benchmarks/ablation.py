@@ -15,8 +15,10 @@ between the ``ablation`` markers of docs/method-choices.md.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
+import shlex
 import sys
 import tempfile
 from pathlib import Path
@@ -29,9 +31,15 @@ from benchmarks.ablation_report import write_table  # noqa: E402
 from benchmarks.run_benchmarks import code_version, machine_info, run_one  # noqa: E402
 from benchmarks.tasks import TaskSpec, build  # noqa: E402
 
-#: name -> (what it changes, overrides of the default RunConfig)
+#: the calibrated range first tried as the default, one decade above today's
+RANGE_1E3 = [{"name": "bending", "lambda_min": 1e-3, "lambda_max": 1e2},
+             {"name": "antifolding", "lambda_min": 10.0, "lambda_max": 10.0,
+              "mapping": "constant"}]
+#: name -> (what it changes, overrides of the default RunConfig); a run is reused only while
+#: its resolved configuration is unchanged
 VARIANTS: dict[str, tuple[str, dict]] = {
-    "default": ("the library's defaults", {}),
+    "default": ("the library's defaults: width 128, bending on λ_b·[10⁻⁴, 10] (pilot), "
+                "anti-folding 10, margin 10 mm, 800 iterations", {}),
     "paper": ("the paper's configuration (`--preset paper`: width 256, fixed λ range "
               "[1, 10⁴], no anti-folding term, no margin)", {"preset": "paper"}),
     "fixed range": ("no pilot: bending λ on the fixed range [10⁻², 10²]", {
@@ -40,27 +48,43 @@ VARIANTS: dict[str, tuple[str, dict]] = {
             {"name": "bending", "lambda_min": 1e-2, "lambda_max": 1e2},
             {"name": "antifolding", "lambda_min": 10.0, "lambda_max": 10.0,
              "mapping": "constant"}]}),
-    "range ×[1e-4, 10]": ("calibrated range one decade lower: λ_b·[10⁻⁴, 10]", {
-        "objective.regularizers": [
-            {"name": "bending", "lambda_min": 1e-4, "lambda_max": 10.0},
-            {"name": "antifolding", "lambda_min": 10.0, "lambda_max": 10.0,
-             "mapping": "constant"}]}),
-    "no anti-folding": ("without the constant anti-folding term", {
-        "objective.regularizers": [
-            {"name": "bending", "lambda_min": 1e-3, "lambda_max": 1e2}]}),
+    "range ×[1e-3, 100]": ("calibrated range one decade higher: λ_b·[10⁻³, 10²]",
+                           {"objective.regularizers": RANGE_1E3}),
+    "  … no anti-folding": ("λ_b·[10⁻³, 10²] without the anti-folding term", {
+        "objective.regularizers": RANGE_1E3[:1]}),
+    "  … no margin": ("λ_b·[10⁻³, 10²], training points inside the mask only",
+                      {"objective.regularizers": RANGE_1E3, "training.mask_margin_mm": 0.0}),
+    "  … cosine lr": ("λ_b·[10⁻³, 10²], cosine decay after a 50-iteration warm-up", {
+        "objective.regularizers": RANGE_1E3, "training.lr_schedule": "cosine",
+        "training.warmup_iterations": 50}),
+    "  … 400 iterations": ("λ_b·[10⁻³, 10²], half the iterations",
+                           {"objective.regularizers": RANGE_1E3, "training.iterations": 400}),
     "no margin": ("training points inside the mask only (margin 0 mm)",
                   {"training.mask_margin_mm": 0.0}),
-    "margin 5": ("mask margin 5 mm", {"training.mask_margin_mm": 5.0}),
-    "cosine lr": ("cosine learning-rate decay after a 50-iteration warm-up", {
-        "training.lr_schedule": "cosine", "training.warmup_iterations": 50}),
-    "width 256": ("MLP width 256", {"model.width": 256}),
     "400 iterations": ("half the iterations", {"training.iterations": 400}),
+    "width 64": ("MLP width 64", {"model.width": 64}),
+    "4 α per iteration": ("the batch split between 4 stratified α draws per iteration",
+                          {"training.alphas_per_iteration": 4,
+                           "training.alpha_sampling": "stratified"}),
 }
+#: the names runs were first recorded under (benchmarks/results/ablation.json, before the
+#: default range moved to λ_b·[10⁻⁴, 10])
+RENAMED = {"default": "range ×[1e-3, 100]", "range ×[1e-4, 10]": "default",
+           "no anti-folding": "  … no anti-folding", "no margin": "  … no margin",
+           "cosine lr": "  … cosine lr", "400 iterations": "  … 400 iterations"}
 TASK_ORDER = ("brain2d", "lung-mri", "phantom", "phantom-sliding")
 
 
 def settings_for(overrides: dict) -> dict:
     return {"mode": "ablation", "cidir": overrides}
+
+
+def config_digest(overrides: dict) -> str:
+    """SHA-256 of the resolved configuration of a variant (what a reused run must match)."""
+    from benchmarks.methods.inr import config_for
+
+    text = json.dumps(config_for(settings_for(overrides)).to_dict(), sort_keys=True)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -80,8 +104,11 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     report = json.loads(out.read_text(encoding="utf-8")) if out.is_file() else {}
     report.setdefault("runs", {})
-    report.update(machine=machine_info(), code_version=code_version(),
-                  command="python benchmarks/ablation.py " + " ".join(argv or sys.argv[1:]))
+    command = "python benchmarks/ablation.py " + " ".join(
+        shlex.quote(a) for a in (argv or sys.argv[1:]))
+    report.update(machine=machine_info(), code_version=code_version())
+    report.pop("command", None)
+    report["commands"] = [c for c in report.get("commands", []) if c != command] + [command]
     spec = TaskSpec(phantom_size=args.phantom_size,
                     phantom_seeds=tuple(range(args.pairs)), lung_pairs=args.pairs,
                     brain_pairs=args.pairs)
@@ -98,14 +125,15 @@ def main(argv: list[str] | None = None) -> int:
                     overrides = VARIANTS[variant][1]
                     key = f"{task}|{pair.name}|{variant}"
                     old = report["runs"].get(key)
-                    if old and old.get("ok") and old.get("overrides") == overrides:
+                    digest = config_digest(overrides)
+                    if old and old.get("ok") and old.get("config_sha") == digest:
                         continue
                     settings_path = work / "settings.json"
                     settings_path.write_text(json.dumps(settings_for(overrides)),
                                              encoding="utf-8")
                     run = run_one(pair_dir, "cidir", settings_path, work)
                     run.update(task=task, pair=pair.name, variant=variant,
-                               overrides=overrides)
+                               overrides=overrides, config_sha=digest)
                     report["runs"][key] = run
                     _save(report, out)
                     m = run.get("metrics", {})

@@ -44,10 +44,10 @@ def table(report: dict, variants: dict[str, tuple[str, dict]]) -> str:
     machine = report.get("machine", {})
     lines.append("")
     lines.append(f"Each cell: mean over the pairs (count in the header) of the quality, folding "
-                 f"(% det ≤ 0), seconds per pair (fit + α search) and ΔRSS; "
-                 f"{machine.get('cpu_cores')} CPU cores, {machine.get('processor') or ''} "
-                 f"torch {machine.get('torch')}, code {report.get('code_version')}. "
-                 f"Command: `{report.get('command')}`.")
+                 f"(% det ≤ 0), seconds per pair (fit + α search; the pairs run one at a time "
+                 f"on an otherwise idle machine) and ΔRSS; {machine.get('cpu_cores')} CPU "
+                 f"cores, torch {machine.get('torch')}, code {report.get('code_version')}. "
+                 "Calls: " + "; ".join(f"`{c}`" for c in report.get("commands", [])) + ".")
     return "\n".join(lines)
 
 

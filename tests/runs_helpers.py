@@ -77,9 +77,13 @@ def snapshot(folder: Path) -> dict[str, bytes]:
 
 
 def cidir_process(*args: str, **kwargs) -> subprocess.Popen:
-    """The cidir CLI in a subprocess, one torch thread (bit-reproducible, light on CPUs)."""
+    """The cidir CLI in a subprocess, one torch thread (bit-reproducible, light on CPUs), with
+    SIGINT's default action as from a terminal (a test run started in the background of a
+    non-interactive shell inherits SIGINT ignored, and a Ctrl-C sent before cidir installs
+    its own handler would then be lost)."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-    code = "import sys; from cidir.cli.main import main; sys.exit(main(sys.argv[1:]))"
+    code = ("import signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+            "from cidir.cli.main import main; sys.exit(main(sys.argv[1:]))")
     return subprocess.Popen([sys.executable, "-c", code, *args], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, encoding="utf-8",
                             errors="replace", **kwargs)

@@ -69,6 +69,18 @@ def test_warmup_must_be_shorter_than_training():
         RunConfig().with_overrides({"training.warmup_iterations": 800})
 
 
+def test_stratified_alphas_fill_every_stratum():
+    from cidir.training.prior import draw_alphas
+
+    t = RunConfig().with_overrides({"training.alphas_per_iteration": 8,
+                                    "training.alpha_sampling": "stratified"}).training
+    gen = torch.Generator().manual_seed(0)
+    for _ in range(20):
+        alpha = draw_alphas(t, 8, 2, True, gen, torch.device("cpu"))
+        for column in alpha.T:
+            assert sorted((column * 8).floor().long().tolist()) == list(range(8))
+
+
 # ------------------------------------------------------------------------ calibration
 def test_pilot_config_drops_the_alpha_driven_terms_only():
     config = RunConfig()
