@@ -46,7 +46,8 @@ def table(report: dict, variants: dict[str, tuple[str, dict]]) -> str:
     lines.append(f"Each cell: mean over the pairs (count in the header) of the quality, folding "
                  f"(% det ≤ 0), seconds per pair (fit + α search; the pairs run one at a time "
                  f"on an otherwise idle machine) and ΔRSS; {machine.get('cpu_cores')} CPU "
-                 f"cores, torch {machine.get('torch')}, code {report.get('code_version')}. "
+                 f"cores, torch {machine.get('torch')}; each run's commit is its `code_version` in "
+                 "benchmarks/results/ablation.json. "
                  "Calls: " + "; ".join(f"`{c}`" for c in report.get("commands", [])) + ".")
     return "\n".join(lines)
 

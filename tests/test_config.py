@@ -16,7 +16,7 @@ def test_defaults_validate():
     assert config.model.kind == "cidir" and config.model.hidden_layers == 3
     assert config.model.width == 128 and config.model.harmonizer_widths == (128, 64, 32)
     assert config.num_conditions == 1
-    assert config.objective.calibration == "pilot" and config.training.mask_margin_mm == 10.0
+    assert config.objective.calibration == "pilot" and config.training.mask_margin_mm == 0.0
     assert [t.mapping for t in config.objective.regularizers] == ["log", "constant"]
 
 

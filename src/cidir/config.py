@@ -203,7 +203,7 @@ class TrainingConfig(_Validated):
     lr_schedule: str = "constant"
     warmup_iterations: int = 0
     final_lr_fraction: float = 0.1
-    mask_margin_mm: float = 10.0
+    mask_margin_mm: float = 0.0
     alpha_prior: str = "uniform"  # uniform on [alpha_low, alpha_high], or fixed
     alpha_low: float = 0.0
     alpha_high: float = 1.0
