@@ -25,10 +25,12 @@ TINY = ["--model-width", "16", "--model-hidden-layers", "2", "--model-harmonizer
         "--selection-folding-points", "500", "--quiet"]
 
 
-def write_pair(root: Path) -> dict[str, Path]:
-    """A small 3D synthetic pair (anisotropic, rotated grid) with labels, mask and points."""
+def write_pair(root: Path, size: tuple[int, int, int] = (16, 14, 10), points: int = 6,
+               moving_points_name: str = "moving_points.csv") -> dict[str, Path]:
+    """A small 3D synthetic pair (anisotropic, rotated grid) with labels, mask and ``points``
+    landmark pairs, written under ``root``."""
     root.mkdir(parents=True, exist_ok=True)
-    pair = make_synthetic_pair(3, seed=2, size=(16, 14, 10), spacing=(2.0, 2.5, 4.0))
+    pair = make_synthetic_pair(3, seed=2, size=size, spacing=(2.0, 2.5, 4.0))
     paths = {k: root / f"{k}.nii.gz" for k in
              ("fixed", "moving", "fixed_labels", "moving_labels", "mask")}
     write_image(pair.fixed, paths["fixed"])
@@ -37,9 +39,9 @@ def write_pair(root: Path) -> dict[str, Path]:
     write_image(pair.moving_labels, paths["moving_labels"])
     write_image(pair.fixed_mask, paths["mask"])
     grid = pair.fixed.grid
-    fixed_pts = grid.voxel_to_world(np.random.default_rng(0).uniform(3, 8, (6, 3)))
+    fixed_pts = grid.voxel_to_world(np.random.default_rng(0).uniform(3, 8, (points, 3)))
     paths["fixed_points"] = root / "fixed_points.csv"
-    paths["moving_points"] = root / "moving_points.csv"
+    paths["moving_points"] = root / moving_points_name
     write_points(paths["fixed_points"], fixed_pts)
     write_points(paths["moving_points"], fixed_pts + pair.true_displacement_at(fixed_pts))
     return paths

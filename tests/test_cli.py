@@ -18,7 +18,7 @@ from cidir.cli.main import main
 from cidir.data.synthetic import make_synthetic_pair
 from cidir.geometry import Image
 from cidir.io.images import write_image
-from cidir.io.landmarks import write_points
+from runs_helpers import write_pair
 
 TINY = ["--model-width", "32", "--training-iterations", "30", "--training-batch-size", "500",
         "--objective-calibration-iterations", "5",
@@ -27,25 +27,9 @@ TINY = ["--model-width", "32", "--training-iterations", "30", "--training-batch-
 
 @pytest.fixture(scope="module")
 def files(tmp_path_factory) -> dict[str, Path]:
-    """A small 3D synthetic pair on disk (anisotropic, rotated grid)."""
-    root = tmp_path_factory.mktemp("pair")
-    pair = make_synthetic_pair(3, seed=2, size=(24, 20, 12), spacing=(2.0, 2.5, 4.0))
-    paths = {k: root / f"{k}.nii.gz" for k in
-             ("fixed", "moving", "fixed_labels", "moving_labels", "mask")}
-    write_image(pair.fixed, paths["fixed"])
-    write_image(pair.moving, paths["moving"])
-    write_image(pair.fixed_labels, paths["fixed_labels"])
-    write_image(pair.moving_labels, paths["moving_labels"])
-    write_image(pair.fixed_mask, paths["mask"])
-    grid = pair.fixed.grid
-    rng = np.random.default_rng(0)
-    fixed_pts = grid.voxel_to_world(rng.uniform(3, 8, (10, 3)))
-    moving_pts = fixed_pts + pair.true_displacement_at(fixed_pts)
-    paths["fixed_points"] = root / "fixed_points.csv"
-    paths["moving_points"] = root / "moving_points.fcsv"
-    write_points(paths["fixed_points"], fixed_pts)
-    write_points(paths["moving_points"], moving_pts)
-    return paths
+    """A small 3D synthetic pair on disk (anisotropic, rotated grid), moving points as .fcsv."""
+    return write_pair(tmp_path_factory.mktemp("pair"), size=(24, 20, 12), points=10,
+                      moving_points_name="moving_points.fcsv")
 
 
 @pytest.fixture(scope="module")

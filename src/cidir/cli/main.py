@@ -8,6 +8,7 @@ import json
 import sys
 from collections.abc import Sequence
 
+from cidir.cli.arg_types import label_list, positive_int
 from cidir.cli.config_options import add_config_options, config_from_args
 from cidir.config import CRITERIA
 from cidir.errors import FitInterrupted, InputError
@@ -17,27 +18,9 @@ Subparsers = argparse._SubParsersAction
 EPILOG = "Frames: images and fields in world mm (LPS); fields map fixed → moving."
 
 
-def _labels(text: str) -> list[int]:
-    try:
-        return [int(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected comma-separated integers, found {text!r}") from None
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, found {text!r}")
-    return value
-
-
 def _device(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
-    p.add_argument("--threads", type=_positive_int, metavar="N",
+    p.add_argument("--threads", type=positive_int, metavar="N",
                    help="CPU threads for torch (default: the cores this process may use; "
                         "idle threads sleep, so two runs side by side share the cores "
                         "without spinning; with K runs on one machine, cores / K each is best)")
@@ -87,7 +70,7 @@ def _add_select(sub: Subparsers) -> None:
     p.add_argument("--fixed-labels", required=True, help="label map on the fixed grid")
     p.add_argument("--moving-labels", required=True, help="label map on the moving grid")
     p.add_argument("--alphas", type=int, metavar="K", help="grid size (default from config)")
-    p.add_argument("--labels", type=_labels, help="labels to use, e.g. 1,2 (default: common)")
+    p.add_argument("--labels", type=label_list, help="labels to use, e.g. 1,2 (default: common)")
     p.add_argument("--fixed-points", help="landmarks in the fixed image (any supported format)")
     p.add_argument("--moving-points", help="corresponding landmarks in the moving image")
     p.add_argument("--criterion", choices=CRITERIA, default="dice",
@@ -145,7 +128,7 @@ def _add_evaluate(sub: Subparsers) -> None:
     p.add_argument("--moving-points")
     p.add_argument("--fixed-labels")
     p.add_argument("--moving-labels")
-    p.add_argument("--labels", type=_labels, help="labels to score, e.g. 1,2")
+    p.add_argument("--labels", type=label_list, help="labels to score, e.g. 1,2")
     p.add_argument("--mask", help="region for folding (default: the run's fixed mask)")
     p.add_argument("--out", help="output JSON (default RUN/evaluation.json)")
     _alpha(p, "default: the selected α")

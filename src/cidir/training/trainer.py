@@ -83,9 +83,8 @@ class Trainer:
         self.transform = transform or build_transform(config, fixed, self.device, init_matrix)
         self._pair = (fixed, moving, fixed_mask)  # for the calibration pilot
         self.objective = Objective(config.objective)
-        #: the pilot's measurement ({} until calibrated; None when calibration is "none")
-        self.calibration: dict[str, Any] | None = (
-            {} if config.objective.calibration == "pilot" else None)
+        #: the pilot's measurement (None until calibrated, and without calibration)
+        self.calibration: dict[str, Any] | None = None
         self.generator = torch.Generator(device=self.device).manual_seed(config.training.seed)
         self.points = PointSampler(fixed, fixed_mask, self.device, self.generator,
                                    config.training.mask_margin_mm)
@@ -124,7 +123,7 @@ class Trainer:
         self.iteration = iteration
         self.elapsed_seconds = float(state["elapsed_seconds"])
         self.history = [dict(row) for row in state["history"]]
-        if self.calibration is not None and state.get("calibration"):
+        if state.get("calibration"):
             self._set_calibration(state["calibration"])
 
     def _set_calibration(self, record: dict[str, Any]) -> None:
@@ -172,9 +171,8 @@ class Trainer:
         """The remaining iterations (all of them unless a state was loaded), calling the
         hooks; returns the trained transform and the loss history."""
         t = self.config.training
-        if self.calibration == {}:
-            self.calibrate()
-            self.elapsed_seconds += float(self.calibration["seconds"])
+        if self.config.objective.calibration == "pilot" and self.calibration is None:
+            self.elapsed_seconds += float(self.calibrate()["seconds"])
         self.transform.model.train()
         state = TrainingState(self.iteration, t.iterations, {}, self.transform, self.config,
                               self.elapsed_seconds, self.history)
