@@ -3,7 +3,7 @@ trap each other.
 
 PyTorch's CPU kernels run on an OpenMP pool whose idle threads, by default, spin on their
 core for a while before sleeping. With two such processes on one machine each spins on cores
-the other needs: on a 2-core machine two fits side by side ran 7× slower each than one
+the other needs: on a 2-core machine two fits side by side ran 3× slower each than one
 alone (``benchmarks/threads.py``, see docs/method-choices.md). cidir therefore asks OpenMP to
 let idle threads sleep (``OMP_WAIT_POLICY=PASSIVE``), which must happen before torch is
 imported: the ``cidir`` command does it first thing; library users who share a machine set
