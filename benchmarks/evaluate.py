@@ -42,10 +42,11 @@ def evaluate_field(pair: PairData, field: np.ndarray) -> dict:
     if pair.fixed_points is not None:
         mapped = map_points_with_field(pair.fixed_points, field, grid)
         s = tre_summary(mapped, pair.moving_points, pair.moving.grid)
-        out["tre_mm"] = s["continuous"]["mean"]
-        out["tre_sd_mm"] = s["continuous"]["sd"]
-        out["tre_snapped_mm"] = s["snapped"]["mean"]
-        out["tre_per_axis_mm"] = s["continuous"]["per_axis_mean_abs"]
+        assert s.snapped is not None
+        out["tre_mm"] = s.continuous.mean
+        out["tre_sd_mm"] = s.continuous.sd
+        out["tre_snapped_mm"] = s.snapped.mean
+        out["tre_per_axis_mm"] = s.continuous.per_axis_mean_abs
     out["dice_sel"] = dice_of_field(pair, field, "sel")
     warped = warp_labels_with_field(pair.moving_eval, field, grid)
     per_label = dice_per_label(pair.fixed_eval.array, warped, pair.eval_labels)
@@ -66,8 +67,9 @@ def before_registration(pair: PairData) -> dict:
     out: dict = {}
     if pair.fixed_points is not None:
         s = tre_summary(pair.fixed_points, pair.moving_points, pair.moving.grid)
-        out["tre_mm"] = s["continuous"]["mean"]
-        out["tre_snapped_mm"] = s["snapped"]["mean"]
+        assert s.snapped is not None
+        out["tre_mm"] = s.continuous.mean
+        out["tre_snapped_mm"] = s.snapped.mean
     if pair.gt_field is not None:
         mask = None if pair.fold_mask is None else pair.fold_mask.array > 0
         err = np.linalg.norm(pair.gt_field, axis=-1)

@@ -39,7 +39,8 @@ def run(files, tmp_path_factory) -> Path:
     assert main(["fit", str(files["fixed"]), str(files["moving"]), "--out", str(out),
                  "--fixed-mask", str(files["mask"]), *TINY]) == 0
     assert main(["select", str(out), "--fixed-labels", str(files["fixed_labels"]),
-                 "--moving-labels", str(files["moving_labels"]), "--alphas", "5"]) == 0
+                 "--moving-labels", str(files["moving_labels"]),
+                 "--selection-num-alphas", "5"]) == 0
     return out
 
 
@@ -68,7 +69,7 @@ def test_console_script_full_sequence(files, tmp_path):
                  "init_transform.tfm"):
         assert (out / name).is_file(), name
     r = _cli("select", str(out), "--fixed-labels", str(files["fixed_labels"]),
-             "--moving-labels", str(files["moving_labels"]), "--alphas", "5",
+             "--moving-labels", str(files["moving_labels"]), "--selection-num-alphas", "5",
              "--fixed-points", str(files["fixed_points"]),
              "--moving-points", str(files["moving_points"]))
     assert r.returncode == 0, r.stderr
@@ -125,6 +126,58 @@ def test_help_is_complete(capsys):
         assert option in capsys.readouterr().out
     r = _cli("fit", "--help")
     assert "--training-iterations" in r.stdout and "--regularizer" in r.stdout
+
+
+def test_one_spelling_per_configuration_value():
+    """A command with configuration options has no other option writing a configuration
+    value (the old aliases --iterations, --seed, --alphas are gone)."""
+    import dataclasses
+
+    from cidir.cli.config_options import SECTIONS
+    from cidir.cli.main import build_parser
+
+    fields = {f.name for cls in SECTIONS.values() for f in dataclasses.fields(cls)}
+    parser = build_parser()
+    subparsers = next(a for a in parser._actions if a.dest == "command").choices
+    checked = 0
+    for name, sub in subparsers.items():
+        dests = [a.dest for a in sub._actions]
+        if not any(d.startswith("cfg__") for d in dests):
+            continue
+        checked += 1
+        plain = {d for d in dests if not d.startswith("cfg__")}
+        assert not plain & fields, (name, plain & fields)
+        flags = [o for a in sub._actions for o in a.option_strings]
+        assert len(flags) == len(set(flags)), name
+    assert checked == 4  # fit, select, demo, dirlab
+    for argv in (["fit", "a", "b", "--out", "r", "--iterations", "5"],
+                 ["select", "r", "--fixed-labels", "a", "--moving-labels", "b", "--alphas", "5"]):
+        with pytest.raises(SystemExit) as exit_info:
+            main(argv)
+        assert exit_info.value.code == 2
+
+
+def test_output_style(capsys, files, run, tmp_path):
+    """The human summary goes to stderr, JSON to stdout only with --json (the same numbers
+    as the file written), nothing but warnings with --quiet."""
+    out = tmp_path / "eval.json"
+    argv = ["evaluate", str(run), "--fixed-labels", str(files["fixed_labels"]),
+            "--moving-labels", str(files["moving_labels"]), "--out", str(out)]
+    assert main(argv) == 0
+    captured = capsys.readouterr()
+    assert captured.out == "" and "Dice" in captured.err and "folding" in captured.err
+    assert main([*argv, "--json"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    written = json.loads(out.read_text(encoding="utf-8"))
+    assert printed["dice"] == written["dice"] and printed["alpha"] == written["alpha"]
+    assert main([*argv, "--quiet"]) == 0
+    assert capsys.readouterr() == ("", "")
+    assert main(["select", str(run), "--fixed-labels", str(files["fixed_labels"]),
+                 "--moving-labels", str(files["moving_labels"]), "--selection-num-alphas",
+                 "5", "--json", "--quiet"]) == 0
+    captured = capsys.readouterr()
+    selection = json.loads(captured.out)
+    assert len(selection["rows"]) == 5 and "chosen" not in captured.err
 
 
 # ----------------------------------------------------------------------- bad input
@@ -346,7 +399,7 @@ def test_config_file_and_overrides(files, tmp_path):
     out = tmp_path / "run"
     assert main(["fit", str(files["fixed"]), str(files["moving"]), "--out", str(out),
                  "--config", str(config), "--set", "training.learning_rate=3e-4",
-                 "--training-iterations", "5", "--seed", "4", "--quiet"]) == 0
+                 "--training-iterations", "5", "--training-seed", "4", "--quiet"]) == 0
     from cidir.config import RunConfig
 
     resolved = RunConfig.load(out / "config.toml")

@@ -88,7 +88,7 @@ def test_tre_summary():
     moving = grid.voxel_to_world(np.array([[1.0, 1.0, 1.0], [2.0, 2.0, 2.0]]))
     offset = np.array([[0.1, 0.0, 0.0], [0.0, 0.0, 0.3]])
     mapped = moving + offset
-    summary = tre_summary(mapped, moving)
+    summary = tre_summary(mapped, moving).to_dict()
     assert set(summary) == {"points", "continuous"}
     assert summary["points"] == 2
     stats = summary["continuous"]
@@ -98,10 +98,11 @@ def test_tre_summary():
     assert stats["max"] == pytest.approx(0.3)
     assert stats["median"] == pytest.approx(0.2)
     np.testing.assert_allclose(stats["per_axis_mean_abs"], [0.05, 0.0, 0.15])
-    snapped = tre_summary(mapped, moving, snap_grid=grid)
+    typed = tre_summary(mapped, moving, snap_grid=grid)
+    snapped = typed.to_dict()
     assert set(snapped) == {"points", "continuous", "snapped"}
     assert snapped["continuous"] == stats
-    assert snapped["snapped"]["mean"] == 0.0  # both errors are below half a voxel
+    assert typed.snapped is not None and typed.snapped.mean == 0.0  # errors below half a voxel
     assert snapped["snapped"]["max"] == 0.0
 
 

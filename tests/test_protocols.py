@@ -56,14 +56,27 @@ def test_dirlab_missing_case_files(tmp_path, capsys):
 def test_demo_writes_summary(tmp_path, capsys):
     """``cidir demo`` writes metrics.json with the documented keys and a report."""
     out = tmp_path / "demo"
-    assert main(["demo", "--out", str(out), *TINY]) == 0
+    assert main(["demo", "--out", str(out), *[a for a in TINY if a != "--quiet"]]) == 0
     metrics = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
     for key in ("tre_before_mm", "tre_after_mm", "alpha", "dice", "folding_percent",
                 "fit_seconds", "select_seconds"):
         assert key in metrics
     assert metrics["tre_before_mm"] > 5.0  # the phantom's breathing motion
     assert (out / "run" / "report.html").is_file()
-    assert "TRE" in capsys.readouterr().out
+    captured = capsys.readouterr()
+    assert "TRE" in captured.err and captured.out == ""  # the summary goes to stderr
+    # the in-memory chain recorded the run like the commands: selection and evaluation of
+    # this fit, and the label files in inputs.json
+    run = out / "run"
+    selection = json.loads((run / "selection.json").read_text(encoding="utf-8"))
+    evaluation = json.loads((run / "evaluation.json").read_text(encoding="utf-8"))
+    fit = json.loads((run / "metrics.json").read_text(encoding="utf-8"))
+    assert selection["run_id"] == evaluation["run_id"] == fit["run_id"]
+    assert selection["alpha"] == evaluation["alpha"] == metrics["alpha"]
+    assert evaluation["dice"] == metrics["dice"]
+    assert evaluation["jacobian_region"] == "mask"
+    inputs = json.loads((run / "inputs.json").read_text(encoding="utf-8"))["inputs"]
+    assert {"fixed", "moving", "fixed_mask", "fixed_labels", "moving_labels"} <= set(inputs)
 
 
 def test_threshold_lung_mask_matches_phantom_lungs(phantom):
@@ -91,13 +104,16 @@ def test_phantom_and_demo_commands_pass_the_variant(tmp_path, monkeypatch):
     calls = []
     monkeypatch.setattr(phantom_module, "make_phantom", lambda *a: calls.append(a))
     monkeypatch.setattr(phantom_module, "write_phantom", lambda p, out: {})
-    monkeypatch.setattr(demo_module, "run_demo", lambda out, config, **kw: calls.append(kw))
+    monkeypatch.setattr(demo_module, "run_demo",
+                        lambda out, config, **kw: calls.append(kw) or {})
+    monkeypatch.setattr(demo_module, "format_summary", lambda summary: "")
     assert main(["phantom", "--out", str(tmp_path), "--variant", "sliding"]) == 0
     assert main(["phantom", "--out", str(tmp_path), "--size", "dirlab", "--seed", "2"]) == 0
     assert main(["demo", "--out", str(tmp_path), "--variant", "sliding", "--quiet"]) == 0
     assert main(["demo", "--out", str(tmp_path), "--quiet"]) == 0
     assert calls[:2] == [("small", 0, "sliding"), ("dirlab", 2, "smooth")]
     assert [c["variant"] for c in calls[2:]] == ["sliding", "smooth"]
+    monkeypatch.undo()
     summary = {"phantom": {"size": "small", "seed": 0, "variant": "sliding"}, "landmarks": 163,
                "tre_before_mm": 7.7, "tre_after_mm": 1.0, "tre_after_sd_mm": 0.5,
                "tre_before_snapped_mm": 7.8, "tre_after_snapped_mm": 1.1,

@@ -96,7 +96,7 @@ def test_overwrite_removes_everything_derived(capfd, files, tmp_path):
     for name in ("selection.json", "alpha_table.csv", "init_transform.tfm"):
         assert (out / name).is_file()
     old_id = json.loads((out / "metrics.json").read_text(encoding="utf-8"))["run_id"]
-    assert main(fit_args(files, out, "--overwrite", "--seed", "3")) == 0
+    assert main(fit_args(files, out, "--overwrite", "--training-seed", "3")) == 0
     capfd.readouterr()
     for name in ("selection.json", "alpha_table.csv", "init_transform.tfm"):
         assert not (out / name).exists(), name
@@ -137,7 +137,7 @@ def test_half_done_switch_is_completed(capfd, files, run, tmp_path, monkeypatch)
             raise KeyboardInterrupt  # as if killed right after writing the journal
 
     monkeypatch.setattr(staging, "finish", killed)
-    assert main(fit_args(files, copy, "--overwrite", "--seed", "5")) == 130
+    assert main(fit_args(files, copy, "--overwrite", "--training-seed", "5")) == 130
     monkeypatch.setattr(staging, "finish", real_finish)
     assert (copy / staging.JOURNAL_NAME).is_file()
     assert main(["apply", str(copy), "--alpha", "0.5", "--image", str(files["moving"]),
@@ -184,7 +184,8 @@ def test_stale_lock_is_recovered(capfd, files, tmp_path):
 # ------------------------------------------------ row 4: a model file from another fit
 def test_model_from_another_fit_refused(capfd, files, run, tmp_path):
     other = tmp_path / "other"
-    assert main(fit_args(files, other, "--fixed-mask", str(files["mask"]), "--seed", "1")) == 0
+    assert main(fit_args(files, other, "--fixed-mask", str(files["mask"]),
+                         "--training-seed", "1")) == 0
     capfd.readouterr()
     copy = tmp_path / "copy"
     shutil.copytree(run, copy)
@@ -204,7 +205,7 @@ def test_model_from_another_fit_refused(capfd, files, run, tmp_path):
 
 def test_selection_from_another_fit_refused(capfd, files, run, tmp_path):
     other = tmp_path / "other"
-    assert main(fit_args(files, other, "--seed", "1")) == 0
+    assert main(fit_args(files, other, "--training-seed", "1")) == 0
     assert main(select_args(files, other)) == 0
     capfd.readouterr()
     copy = tmp_path / "copy"

@@ -157,7 +157,7 @@ def test_resume_refusals(capfd, files, tmp_path):
     assert main(fit_args(files, out)) == 0
     expect_error(capfd, ["fit", "--resume", str(out)], "nothing to resume", "finished fit")
     expect_error(capfd, ["fit", "--resume", str(out), "--training-iterations", "9"],
-                 "takes only --device and --quiet", "--training-iterations")
+                 "takes only --device, --threads and the output options", "--training-iterations")
     expect_error(capfd, ["fit", str(files["fixed"]), str(files["moving"])], "--out RUN")
 
 

@@ -7,7 +7,8 @@ Subpackages: geometry (grids, frames, affine matrices, kinematics, images), mode
 prior, hooks), fields (world-frame transform, sampling, dense outputs), selection (α search),
 evaluation (metrics), io (images, landmarks, models, field export), alignment (initial
 affine), reporting (HTML report), data (phantom, DIR-LAB, synthetic pairs), runs (run folder
-and commands), cli (the ``cidir`` command).
+and commands), cli (the ``cidir`` command). ``cidir.api``: the in-memory API the commands
+wrap (register, choose_alpha, evaluate, fields and warps).
 """
 
 __version__ = "0.1.0"

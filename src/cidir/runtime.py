@@ -1,5 +1,5 @@
-"""CPU threads and OpenMP waiting, chosen so that cidir processes sharing a machine do not
-trap each other.
+"""Where cidir computes: the torch device, CPU threads and OpenMP waiting (chosen so that
+cidir processes sharing a machine do not trap each other).
 
 PyTorch's CPU kernels run on an OpenMP pool whose idle threads, by default, spin on their
 core for a while before sleeping. With two such processes on one machine each spins on cores
@@ -16,6 +16,12 @@ from __future__ import annotations
 
 import os
 import sys
+from typing import TYPE_CHECKING
+
+from cidir.errors import InputError
+
+if TYPE_CHECKING:
+    import torch
 
 WAIT_POLICY = "PASSIVE"
 
@@ -47,3 +53,19 @@ def configure_threads(threads: int | None) -> int:
         raise ValueError(f"--threads: expected a positive integer, found {threads}")
     torch.set_num_threads(count)
     return count
+
+
+def resolve_device(device: str | torch.device) -> torch.device:
+    """The torch device named by the user (cpu, cuda, cuda:N); InputError when it is not
+    available."""
+    import torch
+
+    try:
+        dev = torch.device(device)
+    except RuntimeError as exc:
+        raise InputError(f"--device: expected cpu, cuda or cuda:N, found {device!r}") from exc
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise InputError(f"--device {device}: CUDA is not available on this machine")
+    if dev.type not in ("cpu", "cuda"):
+        raise InputError(f"--device: expected cpu, cuda or cuda:N, found {device!r}")
+    return dev

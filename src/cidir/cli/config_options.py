@@ -137,4 +137,4 @@ def config_from_args(args: argparse.Namespace, base: RunConfig | None = None) ->
                 raise InputError(f"--{section}-{name.replace('_', '-')}: expected "
                                  f"comma-separated integers, found {value!r}") from None
         overrides[f"{section}.{name}"] = value
-    return config.with_overrides(overrides) if overrides else config.validate()
+    return config.with_overrides(overrides) if overrides else config

@@ -1,6 +1,10 @@
-"""Evaluation: Dice, TRE (continuous and snapped), folding, std of log det J."""
+"""Evaluation: Dice, TRE (continuous and snapped), folding, std of log det J; a trained
+transform evaluated at one α (:class:`Evaluation`)."""
 
+from cidir.evaluation.at_alpha import Evaluation, evaluate_transform
 from cidir.evaluation.metrics import (
+    TREStats,
+    TRESummary,
     dice_per_label,
     folding_percent,
     foreground_labels,
@@ -12,7 +16,11 @@ from cidir.evaluation.metrics import (
 )
 
 __all__ = [
+    "Evaluation",
+    "TREStats",
+    "TRESummary",
     "dice_per_label",
+    "evaluate_transform",
     "folding_percent",
     "foreground_labels",
     "mean_dice",

@@ -10,6 +10,8 @@ Folding: % of points with det ∇φ ≤ 0.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
 
 import numpy as np
 
@@ -69,21 +71,52 @@ def snap_to_grid(points_world: World[np.ndarray], grid: Grid) -> World[np.ndarra
     return grid.voxel_to_world(np.floor(grid.world_to_voxel(np.asarray(points_world)) + 0.5))
 
 
-def tre_summary(mapped_fixed: np.ndarray, moving: np.ndarray,
-                snap_grid: Grid | None = None) -> dict:
+@dataclass(frozen=True)
+class TREStats:
+    """TRE statistics over the landmark pairs (mm)."""
+
+    mean: float
+    sd: float
+    median: float
+    max: float
+    per_axis_mean_abs: list[float]  # mean |error| along each world axis (LPS)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class TRESummary:
+    """TRE continuous and, when a grid was given, snapped to its voxel centres (mm)."""
+
+    points: int
+    continuous: TREStats
+    snapped: TREStats | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"points": self.points, "continuous": self.continuous.to_dict()}
+        if self.snapped is not None:
+            out["snapped"] = self.snapped.to_dict()
+        return out
+
+
+def _tre_stats(mapped_fixed: np.ndarray, moving: np.ndarray) -> TREStats:
+    e = tre(mapped_fixed, moving)
+    return TREStats(float(e.mean()), float(e.std()), float(np.median(e)), float(e.max()),
+                    [float(v) for v in np.abs(mapped_fixed - moving).mean(axis=0)])
+
+
+def tre_summary(mapped_fixed: World[np.ndarray], moving: World[np.ndarray],
+                snap_grid: Grid | None = None) -> TRESummary:
     """mean, sd, median, max and per-axis mean |error| of the TRE (mm); continuous, and
     snapped to ``snap_grid`` (the moving grid) when given."""
-    def stats(a: np.ndarray, b: np.ndarray) -> dict:
-        e = tre(a, b)
-        return {"mean": float(e.mean()), "sd": float(e.std()), "median": float(np.median(e)),
-                "max": float(e.max()),
-                "per_axis_mean_abs": [float(v) for v in np.abs(a - b).mean(axis=0)]}
-
-    out = {"points": int(len(moving)), "continuous": stats(mapped_fixed, moving)}
+    mapped_fixed = np.asarray(mapped_fixed, float)
+    moving = np.asarray(moving, float)
+    snapped = None
     if snap_grid is not None:
-        out["snapped"] = stats(snap_to_grid(mapped_fixed, snap_grid),
-                               snap_to_grid(moving, snap_grid))
-    return out
+        snapped = _tre_stats(snap_to_grid(mapped_fixed, snap_grid),
+                             snap_to_grid(moving, snap_grid))
+    return TRESummary(int(len(moving)), _tre_stats(mapped_fixed, moving), snapped)
 
 
 def folding_percent(jacobian_det: np.ndarray, mask: np.ndarray | None = None) -> float:

@@ -1,5 +1,9 @@
 """What each CLI command does, as functions on paths (the CLI only parses arguments).
 
+Each reads its files, computes with the in-memory API (:mod:`cidir.api`) and records the
+result in the run folder; ``record_*`` and :func:`write_run_report` do the recording for
+callers that computed in memory (the demo, DIR-LAB) and hold the run's lock.
+
 Every function validates all its inputs and outputs (paths, formats) before it computes or
 writes anything, so that bad input leaves no output behind and costs no time; every output
 is written atomically. Commands that write into a run folder hold its lock
@@ -15,16 +19,10 @@ from typing import Any
 
 import numpy as np
 
+from cidir.api import choose_alpha, evaluate
 from cidir.config import SelectionConfig
 from cidir.errors import InputError
-from cidir.evaluation import (
-    dice_per_label,
-    folding_percent,
-    foreground_labels,
-    mean_dice,
-    std_log_jacobian,
-    tre_summary,
-)
+from cidir.evaluation import Evaluation
 from cidir.fields import (
     ConditionedTransform,
     displacement_field,
@@ -47,13 +45,14 @@ from cidir.io.images import (
 )
 from cidir.io.landmarks import check_pairs, read_points, write_points
 from cidir.io.outputs import check_image_output, check_output_file, check_points_output
-from cidir.runs.fit import fit_run, machine_info, resume_run
+from cidir.runs.fit import FitRun, fit_run, machine_info, resume_run
 from cidir.runs.folder import RunFolder
-from cidir.selection import search_alpha
-from cidir.training import resolve_device
+from cidir.runtime import resolve_device
+from cidir.selection import SelectionResult
 
-__all__ = ["apply_run", "evaluate_run", "export_run", "fit_run", "machine_info", "report_run",
-           "resume_run", "select_run"]
+__all__ = ["FitRun", "apply_run", "evaluate_run", "export_run", "fit_run", "machine_info",
+           "record_evaluation", "record_selection", "report_run", "resume_run", "select_run",
+           "write_run_report"]
 
 
 def check_alpha(alpha: float | None, what: str = "--alpha") -> float | None:
@@ -109,8 +108,8 @@ def _labels_option(labels: Sequence[int] | None, common: list[int]) -> list[int]
 def select_run(run_dir: str | Path, fixed_labels_path: str, moving_labels_path: str, *,
                selection: SelectionConfig | None = None, labels: Sequence[int] | None = None,
                fixed_points_path: str | None = None, moving_points_path: str | None = None,
-               criterion: str = "dice", device: str = "cpu") -> dict[str, Any]:
-    """Grid search over α; writes alpha_table.csv and selection.json. Returns the selection."""
+               criterion: str = "dice", device: str = "cpu") -> SelectionResult:
+    """Grid search over α; writes alpha_table.csv and selection.json."""
     run = RunFolder(run_dir)
     run.require_trained()
     if (fixed_points_path is None) != (moving_points_path is None):
@@ -125,15 +124,27 @@ def select_run(run_dir: str | Path, fixed_labels_path: str, moving_labels_path: 
             fp, mp = _read_point_pair(fixed_points_path, moving_points_path, fixed, moving)
         transform = run.load_transform(resolve_device(device))
         config = selection or run.load_config().selection
-        result = search_alpha(transform, fl, ml, config, chosen_labels, fp, mp,
-                              criterion=criterion)
-        out = result.to_dict()
-        out["selection_config"] = {k: getattr(config, k) for k in config.__dataclass_fields__}
-        out["files"] = {"alpha_table.csv": run.write_csv(run.alpha_table_path,
-                                                         _alpha_rows(result.rows))}
-        run.write_json(run.selection_path, out)
-        run.update_inputs(fixed_labels=fixed_labels_path, moving_labels=moving_labels_path,
-                          fixed_points=fixed_points_path, moving_points=moving_points_path)
+        result = choose_alpha(transform, fl, ml, config, labels=chosen_labels,
+                              fixed_points=fp, moving_points=mp, criterion=criterion)
+        record_selection(run, result, config, fixed_labels=fixed_labels_path,
+                         moving_labels=moving_labels_path, fixed_points=fixed_points_path,
+                         moving_points=moving_points_path)
+    return result
+
+
+def record_selection(run: RunFolder, result: SelectionResult, config: SelectionConfig, *,
+                     fixed_labels: str | Path, moving_labels: str | Path,
+                     fixed_points: str | Path | None = None,
+                     moving_points: str | Path | None = None) -> dict[str, Any]:
+    """Write alpha_table.csv and selection.json and record the label / point files in
+    inputs.json (the caller holds the run's lock). Returns selection.json's content."""
+    out = result.to_dict()
+    out["selection_config"] = {k: getattr(config, k) for k in config.__dataclass_fields__}
+    out["files"] = {"alpha_table.csv": run.write_csv(run.alpha_table_path,
+                                                     _alpha_rows(result.rows))}
+    run.write_json(run.selection_path, out)
+    run.update_inputs(fixed_labels=fixed_labels, moving_labels=moving_labels,
+                      fixed_points=fixed_points, moving_points=moving_points)
     return out
 
 
@@ -224,42 +235,11 @@ def export_run(run_dir: str | Path, *, field: str | None = None, fmt: str = "itk
 
 
 # ---------------------------------------------------------------------- evaluate
-def evaluate_transform(transform: ConditionedTransform, alpha: float, *,
-                       fixed_points: np.ndarray | None = None,
-                       moving_points: np.ndarray | None = None, moving_grid=None,
-                       fixed_labels: Image | None = None, moving_labels: Image | None = None,
-                       labels: Sequence[int] | None = None,
-                       mask: np.ndarray | None = None) -> dict[str, Any]:
-    """TRE (continuous and snapped to the moving grid), Dice per label, folding and std of
-    log det J (inside ``mask``, else the whole fixed grid) at one α."""
-    out: dict[str, Any] = {"alpha": alpha}
-    if fixed_points is not None:
-        before = tre_summary(fixed_points, moving_points, moving_grid)
-        after = tre_summary(transform.map_points(fixed_points, alpha), moving_points, moving_grid)
-        out["tre_before"] = before
-        out["tre_after"] = after
-    if fixed_labels is not None:
-        labels = list(labels) if labels is not None else foreground_labels(
-            fixed_labels.array, moving_labels.array)
-        warped = warp_labels(transform, moving_labels, alpha)
-        per_label = dice_per_label(fixed_labels.array, warped.array, labels)
-        out["dice"] = mean_dice(per_label)
-        out["dice_per_label"] = {str(k): v for k, v in per_label.items()}
-        if moving_labels.grid.same_as(fixed_labels.grid):
-            before = dice_per_label(fixed_labels.array, moving_labels.array, labels)
-            out["dice_before"] = mean_dice(before)
-    det = jacobian_determinant_map(transform, alpha)
-    out["folding_percent"] = folding_percent(det, mask)
-    out["std_log_jacobian"] = std_log_jacobian(det, mask)
-    out["jacobian_region"] = "mask" if mask is not None else "fixed grid"
-    return out
-
-
 def evaluate_run(run_dir: str | Path, *, alpha: float | None = None,
                  fixed_points: str | None = None, moving_points: str | None = None,
                  fixed_labels: str | None = None, moving_labels: str | None = None,
                  labels: Sequence[int] | None = None, mask: str | None = None,
-                 out: str | None = None, device: str = "cpu") -> dict[str, Any]:
+                 out: str | None = None, device: str = "cpu") -> Evaluation:
     """Evaluate at α and write ``out`` (default RUN/evaluation.json)."""
     run = RunFolder(run_dir)
     run.require_trained()
@@ -282,27 +262,29 @@ def evaluate_run(run_dir: str | Path, *, alpha: float | None = None,
         mask_path = mask or run.input_path("fixed_mask")
         m = read_mask(mask_path, "mask", reference=fixed.grid).array if mask_path else None
         transform = run.load_transform(resolve_device(device))
-        result = evaluate_transform(transform, a, fixed_points=fp, moving_points=mp,
-                                    moving_grid=moving.grid, fixed_labels=fl,
-                                    moving_labels=ml, labels=chosen, mask=m)
-        run.write_json(target, result)
+        result = evaluate(transform, a, fixed_points=fp, moving_points=mp,
+                          moving_grid=moving.grid, fixed_labels=fl, moving_labels=ml,
+                          labels=chosen, mask=m)
+        record_evaluation(run, result, target)
     return result
+
+
+def record_evaluation(run: RunFolder, result: Evaluation, target: Path | None = None) -> Path:
+    """Write the evaluation (default RUN/evaluation.json; the caller holds the run's lock)."""
+    target = target or run.evaluation_path
+    run.write_json(target, result.to_dict())
+    return target
 
 
 # ------------------------------------------------------------------------ report
 def report_run(run_dir: str | Path, *, alpha: float | None = None,
                device: str = "cpu") -> Path:
     """Write RUN/report.html with its figures, at α (default: the selected α, else 0.5)."""
-    from cidir.reporting import write_report
-
     run = RunFolder(run_dir)
     run.require_trained()
     check_alpha(alpha)
     with run.locked("report"):
         run.require_trained()
-        selection = run.selection()
-        if alpha is None:
-            alpha = float(selection["alpha"]) if selection else 0.5
         fixed, moving = _load_run_images(run)
         fl = ml = None
         fixed_labels, moving_labels = run.input_path("fixed_labels"), \
@@ -311,16 +293,31 @@ def report_run(run_dir: str | Path, *, alpha: float | None = None,
             fl = read_label_map(fixed_labels, "fixed labels", reference=fixed.grid)
             ml = read_label_map(moving_labels, "moving labels", reference=moving.grid)
         transform = run.load_transform(resolve_device(device))
-        metrics = run.metrics()
-        evaluation = run.read_derived(run.evaluation_path, "rerun cidir evaluate")
-        if evaluation is not None:
-            metrics = {**metrics, "evaluation": evaluation}
-        hidden = ("fixed_grid", "moving_grid", "init_matrix", "files", "run_id", "model_sha256")
-        metrics = {k: v for k, v in metrics.items() if k not in hidden}
-        ident = run.identity()
-        return write_report(run.path, transform=transform, fixed=fixed, moving=moving,
-                            alpha=alpha, config_toml=run.config_path.read_text(encoding="utf-8"),
-                            metrics=metrics, selection=selection, fixed_labels=fl,
-                            moving_labels=ml, loss_history=run.loss_history(),
-                            title=f"cidir run {run.path.name}",
-                            run_id=ident.run_id if ident else None)
+        return write_run_report(run, transform, fixed, moving, alpha=alpha, fixed_labels=fl,
+                                moving_labels=ml)
+
+
+def write_run_report(run: RunFolder, transform: ConditionedTransform, fixed: Image,
+                     moving: Image, *, alpha: float | None = None,
+                     fixed_labels: Image | None = None,
+                     moving_labels: Image | None = None) -> Path:
+    """Write RUN/report.html from the run's recorded numbers and the given transform and
+    images (the caller holds the run's lock); α defaults to the selected α, else 0.5."""
+    from cidir.reporting import write_report
+
+    selection = run.selection()
+    if alpha is None:
+        alpha = float(selection["alpha"]) if selection else 0.5
+    metrics = run.metrics()
+    evaluation = run.read_derived(run.evaluation_path, "rerun cidir evaluate")
+    if evaluation is not None:
+        metrics = {**metrics, "evaluation": evaluation}
+    hidden = ("fixed_grid", "moving_grid", "init_matrix", "files", "run_id", "model_sha256")
+    metrics = {k: v for k, v in metrics.items() if k not in hidden}
+    ident = run.identity()
+    return write_report(run.path, transform=transform, fixed=fixed, moving=moving,
+                        alpha=alpha, config_toml=run.config_path.read_text(encoding="utf-8"),
+                        metrics=metrics, selection=selection, fixed_labels=fixed_labels,
+                        moving_labels=moving_labels, loss_history=run.loss_history(),
+                        title=f"cidir run {run.path.name}",
+                        run_id=ident.run_id if ident else None)

@@ -16,14 +16,15 @@ from typing import Any
 
 import numpy as np
 
+from cidir.api import choose_alpha, evaluate
 from cidir.config import RunConfig
-from cidir.data.dirlab import load_case
+from cidir.data.dirlab import DirLabCase, load_case
 from cidir.data.lung_mask import threshold_lung_mask
 from cidir.errors import InputError
 from cidir.geometry import Image
 from cidir.io.atomic import write_json
-from cidir.io.images import read_label_map, write_image
-from cidir.io.landmarks import write_points
+from cidir.io.images import check_common_labels, read_label_map, read_mask, write_image
+from cidir.io.landmarks import read_points, write_points
 from cidir.io.outputs import check_output_folder
 from cidir.runs import commands
 from cidir.runs.folder import RunFolder
@@ -36,10 +37,59 @@ def run_dirlab(root: str, case: int, out: str | Path, config: RunConfig, *,
     if (out / "model.safetensors").exists() and not overwrite:
         raise InputError(f"--out {out}: already holds a trained model; pass --overwrite")
     data = load_case(root, case, with_images=True, landmark_root=landmarks)
+    paths = _write_case_inputs(data, out / "inputs", mask)
+    fixed_labels, fixed_points, moving_points = (paths["fixed_labels"], paths["T00_points"],
+                                                 paths["T50_points"])
+    fit = commands.fit_run(str(paths["T00"]), str(paths["T50"]), out, config,
+                           fixed_mask_path=str(paths["T00_lungs"]), device=device,
+                           overwrite=overwrite, progress=progress)
+    fl = read_label_map(fixed_labels, "fixed labels", reference=fit.fixed.grid)
+    ml = read_label_map(paths["T50_lungs"], "moving labels", reference=fit.moving.grid)
+    fp = read_points(fixed_points, fit.fixed.grid, "fixed points")
+    mp = read_points(moving_points, fit.moving.grid, "moving points")
+    run = RunFolder(fit.path)
+    with run.locked("dirlab"):
+        run.require_fit(fit.metrics["run_id"], "the DIR-LAB protocol")
+        selection = choose_alpha(fit.transform, fl, ml, config.selection,
+                                 labels=check_common_labels(fl, ml, "labels"),
+                                 fixed_points=fp, moving_points=mp)
+        commands.record_selection(run, selection, config.selection,
+                                  fixed_labels=fixed_labels, moving_labels=paths["T50_lungs"],
+                                  fixed_points=fixed_points, moving_points=moving_points)
+        lungs = read_mask(paths["T00_lungs"], "mask", reference=fit.fixed.grid).array
+        evaluation = evaluate(fit.transform, selection.alpha, fixed_points=fp,
+                              moving_points=mp, moving_grid=fit.moving.grid, mask=lungs)
+        commands.record_evaluation(run, evaluation)
+    tre_by_alpha = [(row.alpha, row.tre_mm) for row in selection.rows]
+    oracle_alpha, oracle_tre = min(tre_by_alpha, key=lambda r: r[1])
+    before, after = evaluation.tre_before, evaluation.tre_after
+    assert before is not None and after is not None and after.snapped is not None
+    summary = {
+        "case": case,
+        "tre_before_mm": before.continuous.mean,
+        "tre_after_mm": after.continuous.mean,
+        "tre_after_sd_mm": after.continuous.sd,
+        "tre_after_snapped_mm": after.snapped.mean,
+        "tre_after_per_axis_mm": after.continuous.per_axis_mean_abs,
+        "alpha": selection.alpha,
+        "selection": "lung-mask Dice",
+        "oracle_alpha_by_landmarks": oracle_alpha,
+        "oracle_tre_mm": oracle_tre,
+        "folding_percent": evaluation.folding_percent,
+        "fit_seconds": fit.metrics["fit_seconds"],
+        "select_seconds": selection.seconds,
+        "mask": "user" if mask else "threshold",
+    }
+    write_json(RunFolder(out).path / "dirlab.json", summary)
+    return summary
+
+
+def _write_case_inputs(data: DirLabCase, inputs: Path, mask: str | None) -> dict[str, Path]:
+    """The case as NIfTI (HU, case grid) with its lung masks and landmarks (world mm CSV):
+    the run's recorded inputs. ``fixed_labels``: the lungs the α search compares."""
     fixed_mask = (read_label_map(mask, "--mask", reference=data.fixed.grid) if mask
                   else threshold_lung_mask(data.fixed))
     moving_mask = threshold_lung_mask(data.moving)
-    inputs = out / "inputs"
     paths = {name: inputs / f"{name}.nii.gz" for name in
              ("T00", "T50", "T00_lungs", "T50_lungs")}
     write_image(data.fixed, paths["T00"], dtype=np.int16)
@@ -47,42 +97,18 @@ def run_dirlab(root: str, case: int, out: str | Path, config: RunConfig, *,
     write_image(Image((fixed_mask.array > 0).astype(np.uint8), data.fixed.grid),
                 paths["T00_lungs"])
     write_image(moving_mask, paths["T50_lungs"], dtype=np.int32)
-    fixed_points, moving_points = inputs / "T00_points.csv", inputs / "T50_points.csv"
-    write_points(fixed_points, data.fixed_points)
-    write_points(moving_points, data.moving_points)
-    fixed_labels = paths["T00_lungs"] if mask else inputs / "T00_lung_labels.nii.gz"
+    paths["T00_points"], paths["T50_points"] = inputs / "T00_points.csv", inputs / "T50_points.csv"
+    write_points(paths["T00_points"], data.fixed_points)
+    write_points(paths["T50_points"], data.moving_points)
+    paths["fixed_labels"] = paths["T00_lungs"] if mask else inputs / "T00_lung_labels.nii.gz"
     if not mask:
-        write_image(fixed_mask, fixed_labels, dtype=np.int32)
+        write_image(fixed_mask, paths["fixed_labels"], dtype=np.int32)
+    return paths
 
-    fit = commands.fit_run(str(paths["T00"]), str(paths["T50"]), out, config,
-                           fixed_mask_path=str(paths["T00_lungs"]), device=device,
-                           overwrite=overwrite, progress=progress)
-    selection = commands.select_run(out, str(fixed_labels), str(paths["T50_lungs"]),
-                                    fixed_points_path=str(fixed_points),
-                                    moving_points_path=str(moving_points), device=device)
-    evaluation = commands.evaluate_run(out, fixed_points=str(fixed_points),
-                                       moving_points=str(moving_points), device=device)
-    tre_by_alpha = [(row["alpha"], row["tre_mm"]) for row in selection["rows"]]
-    oracle_alpha, oracle_tre = min(tre_by_alpha, key=lambda r: r[1])
-    summary = {
-        "case": case,
-        "tre_before_mm": evaluation["tre_before"]["continuous"]["mean"],
-        "tre_after_mm": evaluation["tre_after"]["continuous"]["mean"],
-        "tre_after_sd_mm": evaluation["tre_after"]["continuous"]["sd"],
-        "tre_after_snapped_mm": evaluation["tre_after"]["snapped"]["mean"],
-        "tre_after_per_axis_mm": evaluation["tre_after"]["continuous"]["per_axis_mean_abs"],
-        "alpha": selection["alpha"],
-        "selection": "lung-mask Dice",
-        "oracle_alpha_by_landmarks": oracle_alpha,
-        "oracle_tre_mm": oracle_tre,
-        "folding_percent": evaluation["folding_percent"],
-        "fit_seconds": fit["fit_seconds"],
-        "select_seconds": selection["seconds"],
-        "mask": "user" if mask else "threshold",
-    }
-    write_json(RunFolder(out).path / "dirlab.json", summary)
-    print(f"DIR-LAB case {case}: TRE {summary['tre_before_mm']:.2f} → "
-          f"{summary['tre_after_mm']:.2f} mm (continuous), {summary['tre_after_snapped_mm']:.2f}"
-          f" mm snapped; α {summary['alpha']:.3g} by lung Dice (landmark oracle α "
-          f"{oracle_alpha:.3g}: {oracle_tre:.2f} mm); folding {summary['folding_percent']:.3f}%")
-    return summary
+
+def format_summary(s: dict[str, Any]) -> str:
+    """The printed summary of one DIR-LAB case."""
+    return (f"DIR-LAB case {s['case']}: TRE {s['tre_before_mm']:.2f} → {s['tre_after_mm']:.2f} "
+            f"mm (continuous), {s['tre_after_snapped_mm']:.2f} mm snapped; α {s['alpha']:.3g} "
+            f"by lung Dice (landmark oracle α {s['oracle_alpha_by_landmarks']:.3g}: "
+            f"{s['oracle_tre_mm']:.2f} mm); folding {s['folding_percent']:.3f}%")

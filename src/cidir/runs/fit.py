@@ -17,14 +17,17 @@ from __future__ import annotations
 import platform
 import shutil
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from cidir.api import initial_transform, start_fit
 from cidir.config import RunConfig
 from cidir.errors import FitInterrupted, InputError
+from cidir.fields import ConditionedTransform
 from cidir.geometry import Image
 from cidir.io.atomic import write_json, write_text
 from cidir.io.images import check_same_dimension, read_image, read_mask
@@ -36,10 +39,24 @@ from cidir.runs.folder import RunFolder
 from cidir.runs.identity import config_run_id, config_text, new_run_id, sha256_file
 from cidir.runs.interrupt import SignalFlag
 from cidir.runs.preflight import check_overlap, check_volume
-from cidir.training import Checkpoint, ProgressBar, StopWhen, Trainer, resolve_device
+from cidir.runtime import resolve_device
+from cidir.training import Checkpoint, ProgressBar, StopWhen, Trainer
 from cidir.training.checkpoint import load_checkpoint
 
 IMAGE_INPUTS = ("fixed", "moving", "fixed_mask", "moving_mask")
+
+
+@dataclass(frozen=True)
+class FitRun:
+    """A finished fit: its run folder, the metrics it wrote (stamped with the run's
+    identity), and the trained transform with the images it was trained on, in memory for
+    the steps that follow (select, evaluate, report) without reading them again."""
+
+    path: Path
+    metrics: dict[str, Any]
+    transform: ConditionedTransform
+    fixed: Image
+    moving: Image
 
 
 def machine_info(device: torch.device) -> dict[str, Any]:
@@ -79,10 +96,8 @@ def _refuse_existing(run: RunFolder, overwrite: bool) -> None:
 def fit_run(fixed_path: str, moving_path: str, out: str | Path, config: RunConfig, *,
             fixed_mask_path: str | None = None, moving_mask_path: str | None = None,
             init: str = "none", device: str = "cpu", overwrite: bool = False,
-            progress: bool = True) -> dict[str, Any]:
-    """Train one conditioned network for a pair; write the run folder. Returns metrics."""
-    from cidir.alignment import initial_alignment
-
+            progress: bool = True) -> FitRun:
+    """Train one conditioned network for a pair; write the run folder."""
     run = RunFolder(out)
     check_output_folder(run.path, "--out")
     _refuse_existing(run, overwrite)
@@ -90,10 +105,9 @@ def fit_run(fixed_path: str, moving_path: str, out: str | Path, config: RunConfi
              "moving_mask": moving_mask_path}
     fixed, moving, fixed_mask, moving_mask = _read_pair(paths)
     dev = resolve_device(device)
-    config.validate()
     start = time.perf_counter()
-    init_matrix = initial_alignment(fixed, moving, init, fixed_mask, moving_mask,
-                                    seed=config.training.seed)
+    init_matrix = initial_transform(fixed, moving, init, fixed_mask=fixed_mask,
+                                    moving_mask=moving_mask, seed=config.training.seed)
     plan = {"init": input_records.init_label(input_records.record_init(init, run.path)),
             "init_matrix": init_matrix.tolist(),
             "init_seconds": round(time.perf_counter() - start, 3),
@@ -108,11 +122,13 @@ def fit_run(fixed_path: str, moving_path: str, out: str | Path, config: RunConfi
             stage = staging.new_staging(run.path, plan["run_id"])
             try:
                 _write_plan(run, stage, config, plan, paths, init)
-                trainer = Trainer(fixed, moving, config, fixed_mask, dev, init_matrix)
+                trainer = start_fit(fixed, moving, config, fixed_mask=fixed_mask,
+                                    init_matrix=init_matrix, device=dev)
             except BaseException:
                 shutil.rmtree(stage, ignore_errors=True)
                 raise
-            return _train_and_commit(run, stage, trainer, plan, progress)
+            metrics = _train_and_commit(run, stage, trainer, plan, progress)
+            return FitRun(run.path, metrics, trainer.transform, fixed, moving)
     finally:
         if created and run.path.is_dir() and not any(run.path.iterdir()):
             run.path.rmdir()
@@ -211,8 +227,8 @@ def _write_results(stage: Path, trainer: Trainer, plan: dict[str, Any]) -> dict[
 
 # ------------------------------------------------------------------------ resume
 def resume_run(run_dir: str | Path, *, device: str = "cpu",
-               progress: bool = True) -> dict[str, Any]:
-    """Continue the interrupted fit in ``run_dir`` from its checkpoint. Returns metrics."""
+               progress: bool = True) -> FitRun:
+    """Continue the interrupted fit in ``run_dir`` from its checkpoint."""
     run = RunFolder(run_dir)
     if not run.path.is_dir():
         raise InputError(f"--resume {run.path}: no such run folder")
@@ -231,12 +247,13 @@ def resume_run(run_dir: str | Path, *, device: str = "cpu",
         if paths["fixed"] is None or paths["moving"] is None:
             raise InputError(f"{stage / 'inputs.json'}: names no fixed and moving images")
         fixed, moving, fixed_mask, _ = _read_pair(paths)
-        trainer = Trainer(fixed, moving, config, fixed_mask, dev,
-                          np.asarray(plan["init_matrix"], float))
+        trainer = start_fit(fixed, moving, config, fixed_mask=fixed_mask,
+                            init_matrix=np.asarray(plan["init_matrix"], float), device=dev)
         trainer.load_state_dict(state[0])
         plan["resumed_at"] = list(plan.get("resumed_at", [])) + [trainer.iteration]
         write_json(stage / staging.FIT_INFO_NAME, plan)
-        return _train_and_commit(run, stage, trainer, plan, progress)
+        metrics = _train_and_commit(run, stage, trainer, plan, progress)
+        return FitRun(run.path, metrics, trainer.transform, fixed, moving)
 
 
 def _interrupted_stage(run: RunFolder) -> tuple[Path, tuple[dict, dict]]:

@@ -137,6 +137,14 @@ class RunFolder:
             return None
         return RunIdentity(meta["run_id"], meta["sha256"])
 
+    def require_fit(self, run_id: str, what: str) -> None:
+        """InputError unless the run holds the fit ``run_id`` (e.g. the one a caller just
+        trained and keeps in memory): another process may have refitted it since."""
+        ident = self.identity()
+        if ident is None or ident.run_id != run_id:
+            raise InputError(f"run folder {self.path}: refitted by another process during "
+                             f"{what}; run it again")
+
     def ndim(self) -> int:
         """The dimension (2 or 3) of the run's fixed grid, from the model file."""
         value = read_metadata(self.model_path).get("ndim")

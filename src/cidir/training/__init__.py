@@ -8,7 +8,7 @@ from cidir.training.hooks import (
     TrainingHook,
     TrainingState,
 )
-from cidir.training.trainer import FitResult, Trainer, build_transform, fit, resolve_device
+from cidir.training.trainer import FitResult, Trainer, build_transform, fit
 
 __all__ = [
     "Checkpoint",
@@ -21,5 +21,4 @@ __all__ = [
     "TrainingState",
     "build_transform",
     "fit",
-    "resolve_device",
 ]

@@ -32,6 +32,7 @@ from cidir.fields import ConditionedTransform, ImageSampler
 from cidir.geometry import Image
 from cidir.losses import LossTerms, Objective
 from cidir.models import DeformationModel
+from cidir.runtime import resolve_device
 from cidir.training.calibration import measure_scales, pilot_config
 from cidir.training.hooks import TrainingHook, TrainingState
 from cidir.training.prior import draw_alphas
@@ -41,23 +42,13 @@ from cidir.training.schedule import learning_rate_at
 
 @dataclass
 class FitResult:
+    """A trained transform (φ over the whole α prior, world mm) and how it was trained."""
+
     transform: ConditionedTransform
-    history: list[dict[str, float]]
-    seconds: float
+    history: list[dict[str, float]]  # the loss terms every training.log_every iterations
+    seconds: float  # training time, the calibration pilot included
     iterations: int
-
-
-def resolve_device(device: str | torch.device) -> torch.device:
-    """The torch device named by the user; a clear error when it is not available."""
-    try:
-        dev = torch.device(device)
-    except RuntimeError as exc:
-        raise InputError(f"--device: expected cpu, cuda or cuda:N, found {device!r}") from exc
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise InputError(f"--device {device}: CUDA is not available on this machine")
-    if dev.type not in ("cpu", "cuda"):
-        raise InputError(f"--device: expected cpu, cuda or cuda:N, found {device!r}")
-    return dev
+    calibration: dict[str, Any] | None = None  # the pilot's λ scales (objective.calibration)
 
 
 def build_transform(config: RunConfig, fixed: Image, device: torch.device,
@@ -200,7 +191,8 @@ class Trainer:
         self.transform.model.eval()
         for hook in hooks:
             hook.on_end(state)
-        return FitResult(self.transform, self.history, self.elapsed_seconds, self.iteration)
+        return FitResult(self.transform, self.history, self.elapsed_seconds, self.iteration,
+                         self.calibration)
 
 
 def fit(fixed: Image, moving: Image, config: RunConfig, fixed_mask: Image | None = None,

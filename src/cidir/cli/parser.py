@@ -1,0 +1,220 @@
+"""The ``cidir`` argument parser: one subparser per command, the configuration options
+generated from the config dataclasses (:mod:`cidir.cli.config_options`), and the same
+output (--json, --quiet) and device (--device, --threads) options on every command."""
+
+from __future__ import annotations
+
+import argparse
+
+from cidir.cli.arg_types import label_list, positive_int
+from cidir.cli.config_options import add_config_options
+from cidir.config import CRITERIA
+
+Subparsers = argparse._SubParsersAction
+
+EPILOG = "Frames: images and fields in world mm (LPS); fields map fixed → moving."
+
+
+def _device(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
+    p.add_argument("--threads", type=positive_int, metavar="N",
+                   help="CPU threads for torch (default: the cores this process may use; "
+                        "idle threads sleep, so two runs side by side share the cores "
+                        "without spinning; with K runs on one machine, cores / K each is best)")
+
+
+def _output(p: argparse.ArgumentParser, progress: bool = False) -> None:
+    """--json and --quiet: one output style for every command."""
+    p.add_argument("--json", action="store_true",
+                   help="print the result as JSON on stdout (the human summary goes to "
+                        "stderr either way)")
+    p.add_argument("--quiet", action="store_true",
+                   help="no summary" + (" and no progress bar" if progress else "")
+                        + " (warnings and errors still go to stderr)")
+
+
+def _alpha(p: argparse.ArgumentParser, default_text: str) -> None:
+    p.add_argument("--alpha", type=float, help=f"α in [0, 1] ({default_text})")
+
+
+def _add_fit(sub: Subparsers) -> None:
+    p = sub.add_parser("fit", help="train the conditioned network for an image pair",
+                       description="Train one network for FIXED ← MOVING over the α prior. "
+                                   "Writes RUN/model.safetensors, config.toml (resolved), "
+                                   "metrics.json, loss.csv, inputs.json. Everything is checked "
+                                   "before training; Ctrl-C saves a checkpoint (also saved "
+                                   "every training.checkpoint_every iterations) that "
+                                   "--resume RUN continues from.", epilog=EPILOG)
+    p.add_argument("fixed", nargs="?", help="fixed image (NIfTI, MHA, NRRD, or a DICOM series "
+                                            "folder)")
+    p.add_argument("moving", nargs="?", help="moving image")
+    p.add_argument("--out", metavar="RUN", help="run folder to write (required unless --resume)")
+    p.add_argument("--resume", metavar="RUN", help="continue the interrupted fit in RUN from its "
+                                                   "checkpoint, with its recorded inputs "
+                                                   "(checked by SHA-256) and configuration")
+    p.add_argument("--fixed-mask", help="mask on the fixed grid: training points are drawn "
+                                        "inside it (default: the whole image)")
+    p.add_argument("--moving-mask", help="mask on the moving grid (used by --init)")
+    p.add_argument("--init", default="none", metavar="none|moments|rigid|affine|FILE",
+                   help="initial alignment fixed → moving computed with SimpleITK, or an ITK "
+                        "transform file (ANTs/elastix/Slicer); the deformation is learned on "
+                        "top of it (default none)")
+    p.add_argument("--overwrite", action="store_true", help="replace a model already in RUN")
+    _output(p, progress=True)
+    _device(p)
+    add_config_options(p, ("model", "objective", "training", "selection"))
+
+
+def _add_select(sub: Subparsers) -> None:
+    p = sub.add_parser("select", help="choose α by the Dice of warped labels",
+                       description="Score a grid of α by Dice of warped moving labels against "
+                                   "fixed labels (and TRE when points are given); choose the "
+                                   "best. Writes RUN/alpha_table.csv and RUN/selection.json.",
+                       epilog=EPILOG)
+    p.add_argument("run", metavar="RUN")
+    p.add_argument("--fixed-labels", required=True, help="label map on the fixed grid")
+    p.add_argument("--moving-labels", required=True, help="label map on the moving grid")
+    p.add_argument("--labels", type=label_list, help="labels to use, e.g. 1,2 (default: common)")
+    p.add_argument("--fixed-points", help="landmarks in the fixed image (any supported format)")
+    p.add_argument("--moving-points", help="corresponding landmarks in the moving image")
+    p.add_argument("--criterion", choices=CRITERIA, default="dice",
+                   help="what chooses α: the Dice of the warped labels, or (with points) the "
+                        "mean TRE (default dice)")
+    _output(p)
+    _device(p)
+    add_config_options(p, ("selection",))
+
+
+def _add_apply(sub: Subparsers) -> None:
+    p = sub.add_parser("apply", help="warp an image / label map, or map points",
+                       description="Warp a moving-space image (linear) or label map (nearest) "
+                                   "onto the fixed grid, or map fixed-space points to moving "
+                                   "space, at α.", epilog=EPILOG)
+    p.add_argument("run", metavar="RUN")
+    what = p.add_mutually_exclusive_group(required=True)
+    what.add_argument("--image", help="image in moving space")
+    what.add_argument("--labels", help="label map in moving space")
+    what.add_argument("--points", help="points in fixed space (csv, fcsv, mrk.json, elastix, "
+                                       "DIR-LAB *_xyz.txt)")
+    p.add_argument("--out", required=True, help="output file (format by extension)")
+    _alpha(p, "default: the selected α")
+    _output(p)
+    _device(p)
+
+
+def _add_export(sub: Subparsers) -> None:
+    from cidir.io.field_export import FORMATS
+
+    p = sub.add_parser("export", help="write the displacement field / Jacobian map",
+                       description="Write the dense displacement field at α on the fixed grid "
+                                   "(mm, LPS, fixed → moving, initial affine included) for "
+                                   "ITK/Slicer (itk), ANTs (ants) or elastix/transformix "
+                                   "(elastix), and/or the Jacobian-determinant map. The elastix "
+                                   "parameter file names its field by absolute path (elastix "
+                                   "reads a relative one from its working directory): after "
+                                   "moving the two files, export again or edit "
+                                   "DeformationFieldFileName.",
+                       epilog=EPILOG)
+    p.add_argument("run", metavar="RUN")
+    p.add_argument("--field", help="output field file (.nii.gz, .mha, ...; .txt for elastix)")
+    p.add_argument("--format", default="itk", choices=FORMATS)
+    p.add_argument("--jacobian", help="output Jacobian-determinant image")
+    _alpha(p, "default: the selected α")
+    _output(p)
+    _device(p)
+
+
+def _add_evaluate(sub: Subparsers) -> None:
+    p = sub.add_parser("evaluate", help="TRE / Dice / folding at α",
+                       description="TRE (continuous and snapped, per axis), Dice per label, "
+                                   "% det J ≤ 0 and std log det J (inside the fixed mask when "
+                                   "there is one). Writes RUN/evaluation.json (or --out).",
+                       epilog=EPILOG)
+    p.add_argument("run", metavar="RUN")
+    p.add_argument("--fixed-points")
+    p.add_argument("--moving-points")
+    p.add_argument("--fixed-labels")
+    p.add_argument("--moving-labels")
+    p.add_argument("--labels", type=label_list, help="labels to score, e.g. 1,2")
+    p.add_argument("--mask", help="region for folding (default: the run's fixed mask)")
+    p.add_argument("--out", help="output JSON (default RUN/evaluation.json)")
+    _alpha(p, "default: the selected α")
+    _output(p)
+    _device(p)
+
+
+def _add_report(sub: Subparsers) -> None:
+    p = sub.add_parser("report", help="write RUN/report.html",
+                       description="α curves, slices, differences, checkerboard, Jacobian map, "
+                                   "deformed grid and the run's numbers in one HTML page.",
+                       epilog=EPILOG)
+    p.add_argument("run", metavar="RUN")
+    _alpha(p, "default: the selected α, else 0.5")
+    _output(p)
+    _device(p)
+
+
+VARIANT_HELP = ("smooth: the motion is continuous everywhere; sliding: the lungs slide "
+                "along a nearly still chest wall (the true field steps at the lungs' outer "
+                "boundary) and are denser at exhale (mass conserved)")
+
+
+def _add_phantom(sub: Subparsers) -> None:
+    from cidir.data.phantom import PHANTOM_SIZES, VARIANTS
+
+    p = sub.add_parser("phantom", help="write the 4D-CT breathing phantom",
+                       description="A CT-like thorax at inhale and exhale with ground-truth "
+                                   "field, labels, lung masks and landmark pairs.")
+    p.add_argument("--out", required=True, metavar="DIR")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--size", choices=tuple(PHANTOM_SIZES), default="small")
+    p.add_argument("--variant", choices=tuple(VARIANTS), default="smooth", help=VARIANT_HELP)
+    _output(p)
+
+
+def _add_demo(sub: Subparsers) -> None:
+    from cidir.data.phantom import PHANTOM_SIZES, VARIANTS
+
+    p = sub.add_parser("demo", help="phantom → fit → select → evaluate → report",
+                       description="Generate the phantom, register exhale to inhale, choose α by "
+                                   "Dice, report TRE before/after, folding, times.")
+    p.add_argument("--out", default="demo_out", metavar="DIR")
+    p.add_argument("--size", choices=tuple(PHANTOM_SIZES), default="small")
+    p.add_argument("--phantom-seed", type=int, default=0)
+    p.add_argument("--variant", choices=tuple(VARIANTS), default="smooth",
+                   help="phantom variant; " + VARIANT_HELP)
+    _output(p, progress=True)
+    _device(p)
+    add_config_options(p, ("model", "objective", "training", "selection"))
+
+
+def _add_dirlab(sub: Subparsers) -> None:
+    p = sub.add_parser("dirlab", help="the DIR-LAB 4DCT protocol on one case",
+                       description="Fixed T00, moving T50 from a DIR-LAB download; lung mask "
+                                   "given or by threshold; TRE continuous and snapped, per axis.")
+    p.add_argument("--root", required=True, help="folder of the DIR-LAB download")
+    p.add_argument("--case", type=int, required=True, choices=range(1, 11), metavar="1-10")
+    p.add_argument("--out", required=True, metavar="RUN")
+    p.add_argument("--mask", help="fixed (T00) lung mask on the case grid (default: threshold)")
+    p.add_argument("--landmarks", help="folder of the landmark files (default: search --root)")
+    p.add_argument("--overwrite", action="store_true", help="replace a model already in RUN")
+    _output(p, progress=True)
+    _device(p)
+    add_config_options(p, ("model", "objective", "training", "selection"))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="cidir",
+        description="Deformable registration with a hyperparameter-conditioned implicit neural "
+                    "representation: train once over all regularization weights α, choose α "
+                    "per patient at inference.",
+        epilog=EPILOG)
+    from cidir import __version__
+
+    parser.add_argument("--version", action="version", version=f"cidir {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for add in (_add_fit, _add_select, _add_apply, _add_export, _add_evaluate, _add_report,
+                _add_phantom, _add_demo, _add_dirlab):
+        add(sub)
+    return parser
