@@ -18,7 +18,7 @@ from cidir.config import RunConfig
 from cidir.data.phantom import make_phantom, write_phantom
 from cidir.evaluation import Evaluation
 from cidir.io.atomic import write_json
-from cidir.io.images import check_common_labels, read_label_map, read_mask
+from cidir.io.images import check_common_labels, read_label_map
 from cidir.io.landmarks import read_points
 from cidir.io.outputs import check_output_folder
 from cidir.runs import commands
@@ -45,7 +45,8 @@ def run_demo(out: str | Path, config: RunConfig, *, size: str = "small", seed: i
     labels = check_common_labels(fl, ml, "labels")
     fp = read_points(files["inhale_points"], fit.fixed.grid, "fixed points")
     mp = read_points(files["exhale_points"], fit.moving.grid, "moving points")
-    lungs = read_mask(files["inhale_lungmask"], "mask", reference=fit.fixed.grid).array
+    assert fit.fixed_mask is not None
+    lungs = fit.fixed_mask.array
     run = RunFolder(fit.path)
     with run.locked("demo"):
         run.require_fit(fit.metrics["run_id"], "the demo")

@@ -23,7 +23,7 @@ from cidir.data.lung_mask import threshold_lung_mask
 from cidir.errors import InputError
 from cidir.geometry import Image
 from cidir.io.atomic import write_json
-from cidir.io.images import check_common_labels, read_label_map, read_mask, write_image
+from cidir.io.images import check_common_labels, read_label_map, write_image
 from cidir.io.landmarks import read_points, write_points
 from cidir.io.outputs import check_output_folder
 from cidir.runs import commands
@@ -56,9 +56,10 @@ def run_dirlab(root: str, case: int, out: str | Path, config: RunConfig, *,
         commands.record_selection(run, selection, config.selection,
                                   fixed_labels=fixed_labels, moving_labels=paths["T50_lungs"],
                                   fixed_points=fixed_points, moving_points=moving_points)
-        lungs = read_mask(paths["T00_lungs"], "mask", reference=fit.fixed.grid).array
+        assert fit.fixed_mask is not None
         evaluation = evaluate(fit.transform, selection.alpha, fixed_points=fp,
-                              moving_points=mp, moving_grid=fit.moving.grid, mask=lungs)
+                              moving_points=mp, moving_grid=fit.moving.grid,
+                              mask=fit.fixed_mask.array)
         commands.record_evaluation(run, evaluation)
     tre_by_alpha = [(row.alpha, row.tre_mm) for row in selection.rows]
     oracle_alpha, oracle_tre = min(tre_by_alpha, key=lambda r: r[1])

@@ -57,6 +57,7 @@ class FitRun:
     transform: ConditionedTransform
     fixed: Image
     moving: Image
+    fixed_mask: Image | None
 
 
 def machine_info(device: torch.device) -> dict[str, Any]:
@@ -128,7 +129,7 @@ def fit_run(fixed_path: str, moving_path: str, out: str | Path, config: RunConfi
                 shutil.rmtree(stage, ignore_errors=True)
                 raise
             metrics = _train_and_commit(run, stage, trainer, plan, progress)
-            return FitRun(run.path, metrics, trainer.transform, fixed, moving)
+            return FitRun(run.path, metrics, trainer.transform, fixed, moving, fixed_mask)
     finally:
         if created and run.path.is_dir() and not any(run.path.iterdir()):
             run.path.rmdir()
@@ -253,7 +254,7 @@ def resume_run(run_dir: str | Path, *, device: str = "cpu",
         plan["resumed_at"] = list(plan.get("resumed_at", [])) + [trainer.iteration]
         write_json(stage / staging.FIT_INFO_NAME, plan)
         metrics = _train_and_commit(run, stage, trainer, plan, progress)
-        return FitRun(run.path, metrics, trainer.transform, fixed, moving)
+        return FitRun(run.path, metrics, trainer.transform, fixed, moving, fixed_mask)
 
 
 def _interrupted_stage(run: RunFolder) -> tuple[Path, tuple[dict, dict]]:
