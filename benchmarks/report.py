@@ -15,32 +15,14 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks.reading import COLUMNS, conditioning_cost, honest_paragraph
+
 METRICS = ("tre_mm", "tre_snapped_mm", "field_error_mm", "dice_sel", "dice_eval",
            "folding_percent", "std_log_jacobian")
 RUN_FIGURES = ("method_wall_seconds", "register_seconds", "select_seconds", "peak_rss_mb",
                "delta_rss_mb")
-PEERS = ("elastix", "ants", "sitk")
 #: the compared methods of the protocol (baselines aside), in table order
-PROTOCOL_METHODS = ("cidir", "idir", "idir-grid", "elastix", "ants", "sitk")
-
-# per task: (metric key, column title, higher is better)
-PHANTOM_COLUMNS = [("tre_mm", "TRE cont. (mm)", False),
-                   ("tre_snapped_mm", "TRE snapped (mm)", False),
-                   ("field_error_mm", "field err. lungs (mm)", False),
-                   ("dice_eval", "Dice labels 1-5", True)]
-COLUMNS = {
-    "phantom": PHANTOM_COLUMNS,
-    "phantom-sliding": PHANTOM_COLUMNS,
-    "lung-mri": [("dice_eval", "lobe Dice 1-5 (judged)", True),
-                 ("dice_sel", "lung Dice 1-2 (selection)", True)],
-    "brain2d": [("dice_eval", "Dice odd labels (judged)", True),
-                ("dice_sel", "Dice even labels (selection)", True)],
-    "dirlab": [("tre_mm", "TRE cont. (mm)", False), ("tre_snapped_mm", "TRE snapped (mm)",
-                                                     False)],
-}
-PRIMARY = {"phantom": "tre_mm", "phantom-sliding": "tre_mm", "lung-mri": "dice_eval",
-           "brain2d": "dice_eval", "dirlab": "tre_mm"}
-
+PROTOCOL_METHODS = ("cidir", "idir", "idir-grid", "idir-at-cidir", "elastix", "ants", "sitk")
 
 def _stats(values: list[float]) -> dict:
     v = [float(x) for x in values if x is not None and math.isfinite(float(x))]
@@ -109,63 +91,6 @@ def _table(task: str, summary: dict, settings: dict) -> list[str]:
     return lines
 
 
-def _mean(summary: dict, method: str, key: str) -> float | None:
-    s = summary.get(method, {}).get(key)
-    return None if not s else s.get("mean")
-
-
-def honest_paragraph(task: str, summary: dict) -> str:
-    """Where cidir is behind on this task (accuracy, time, memory), from the numbers."""
-    if "cidir" not in summary:
-        return "cidir was not run on this task."
-    key = PRIMARY[task]
-    higher = dict((c[0], c[2]) for c in COLUMNS[task])[key]
-    name = dict((c[0], c[1]) for c in COLUMNS[task])[key]
-    mine = _mean(summary, "cidir", key)
-    others = {m: _mean(summary, m, key) for m in summary
-              if not m.startswith("_") and m not in ("cidir", "identity", "affine")}
-    others = {m: v for m, v in others.items() if v is not None}
-    parts = []
-    if mine is not None and others:
-        better = {m: v for m, v in others.items() if (v > mine if higher else v < mine)}
-        if better:
-            listing = ", ".join(f"`{m}` {v:.3f}" for m, v in
-                                sorted(better.items(), key=lambda kv: kv[1], reverse=higher))
-            parts.append(f"**Accuracy**: on {name} cidir ({mine:.3f}) is behind {listing}.")
-        else:
-            parts.append(f"**Accuracy**: on {name} cidir ({mine:.3f}) is ahead of every other "
-                         "method run here.")
-    t_mine = _mean(summary, "cidir", "method_wall_seconds")
-    times = {m: _mean(summary, m, "method_wall_seconds") for m in summary
-             if not m.startswith("_") and m not in ("cidir", "identity", "affine")}
-    faster = {m: t for m, t in times.items() if t is not None and t_mine and t < t_mine}
-    if faster:
-        parts.append("**Time**: cidir takes {:.0f} s per pair; faster: {}.".format(
-            t_mine, ", ".join(f"`{m}` {t:.0f} s" for m, t in sorted(faster.items(),
-                                                                  key=lambda kv: kv[1]))))
-    grid = times.get("idir-grid")
-    if grid and t_mine:
-        parts.append(f"One cidir training covers all α for {t_mine:.0f} s against "
-                     f"{grid:.0f} s for the `idir-grid` trainings ({grid / t_mine:.1f}×).")
-    m_mine = _mean(summary, "cidir", "delta_rss_mb")
-    mems = {m: _mean(summary, m, "delta_rss_mb") for m in PEERS if m in summary}
-    lighter = {m: v for m, v in mems.items() if v is not None and m_mine and v < m_mine}
-    if lighter:
-        parts.append("**Memory** (ΔRSS): cidir {:.0f} MB; lighter: {}.".format(
-            m_mine, ", ".join(f"`{m}` {v:.0f} MB" for m, v in lighter.items())))
-    alphas = [a for a in summary["cidir"].get("alpha", []) if a is not None]
-    at_edge = sum(1 for a in alphas if a == 0.0)
-    if at_edge:
-        parts.append(f"cidir chose α = 0, the least-regularized end of its prior, on "
-                     f"{at_edge} of {len(alphas)} pairs, where its search warns that the prior "
-                     "may be too stiff (a smaller `lambda_min` and a refit would be a "
-                     "user's next step; the benchmark keeps the library's default prior).")
-    fold = _mean(summary, "cidir", "folding_percent")
-    if fold:
-        parts.append(f"cidir folds {fold:.3f}% of the evaluated voxels at the chosen α.")
-    return " ".join(parts)
-
-
 TITLES = {"phantom": "Phantom 4D-CT (inhale ← exhale, inside the lung mask)",
           "phantom-sliding": "Phantom 4D-CT with sliding and exhale density (inhale ← exhale, "
                              "inside the lung mask)",
@@ -204,10 +129,13 @@ MODE_TITLES = {"full": "Full protocol", "quick": "Quick mode (`--quick`)",
                "tiny": "Tiny smoke settings (`--tiny`, figures meaningless)"}
 
 
-def coverage(entry: dict) -> tuple[int, int]:
-    """(finished runs, planned runs) of a task: planned pairs × planned methods."""
-    planned = len(entry.get("planned_pairs", entry["pairs"])) * len(
-        entry.get("planned_methods", ()))
+def coverage(entry: dict, settings: dict | None = None) -> tuple[int, int]:
+    """(finished runs, planned runs) of a task: planned pairs × planned methods
+    (``idir-at-cidir``: only the first ``conditioning_pairs`` pairs)."""
+    pairs = len(entry.get("planned_pairs", entry["pairs"]))
+    methods = entry.get("planned_methods", ())
+    conditioning = min(pairs, (settings or {}).get("conditioning_pairs", 3))
+    planned = sum(conditioning if m == "idir-at-cidir" else pairs for m in methods)
     done = sum(1 for pair in entry["pairs"].values() for r in pair["runs"].values()
                if r.get("ok"))
     return done, planned
@@ -223,6 +151,10 @@ def _settings_lines(s: dict) -> list[str]:
         f"({len(s['grid_alphas'])} trainings; time is their total), best by the same Dice "
         "rule." + (f" **A {len(s['grid_alphas'])}-weight grid, not 11.**"
                    if len(s["grid_alphas"]) < 11 else ""),
+        f"- `idir-at-cidir`: IDIR retrained once at the α `cidir` chose on the pair, with "
+        "cidir's calibrated λ scale (the same absolute weight), on the first "
+        f"{s.get('conditioning_pairs', 3)} pairs of each task: its gap to `cidir` on those "
+        "pairs is the cost of conditioning.",
         f"- `elastix`: default `bspline` map (Mattes MI + `TransformBendingEnergyPenalty`), "
         f"settings {s['elastix']}, penalty weight w = 0.01·10⁴ᵅ for α in the same grid "
         "(one run per weight; time is their total), best by the same Dice rule.",
@@ -287,7 +219,7 @@ def _report_lines(report: dict, json_name: str) -> list[str]:
         if missing:
             lines += [f"**Not run on this task**: {', '.join(missing)} (no call named them; "
                       "`--resume --methods ...` adds them).", ""]
-        done, planned = coverage(entry)
+        done, planned = coverage(entry, report.get("settings"))
         if planned and done < planned:
             lines += [f"**Incomplete: {done} of {planned} planned runs** (pairs × methods) "
                       "have finished; means are over the pairs each method finished (the "
@@ -308,6 +240,9 @@ def _report_lines(report: dict, json_name: str) -> list[str]:
         for mm, errs in errors.items():
             lines += ["", f"`{mm}` failed: " + "; ".join(errs)]
         lines += ["", honest_paragraph(task, summary)]
+        cost = conditioning_cost(task, entry)
+        if cost:
+            lines += ["", cost]
     return lines
 
 

@@ -49,6 +49,7 @@ def mode_settings(mode: str) -> tuple[dict, TaskSpec]:
     full_grid = [round(0.1 * i, 1) for i in range(11)]
     if mode == "full":
         return ({"mode": mode, "cidir": {}, "grid_alphas": full_grid, "idir_alpha": 0.5,
+                 "conditioning_pairs": 3,
                  "elastix": {"iterations": 256, "resolutions": 4},
                  # antsRegistrationSyN.sh's SyN schedule (shrink 8x4x2x1); the antspyx
                  # default (40, 20, 0) never iterates at full resolution
@@ -56,7 +57,7 @@ def mode_settings(mode: str) -> tuple[dict, TaskSpec]:
                  "sitk": {"shrink": [4, 2, 1], "iterations": 50}}, TaskSpec())
     if mode == "quick":
         return ({"mode": mode, "cidir": {"training.iterations": 100},
-                 "grid_alphas": [0.0, 0.5, 1.0],
+                 "grid_alphas": [0.0, 0.5, 1.0], "conditioning_pairs": 1,
                  "idir_alpha": 0.5, "elastix": {"iterations": 100, "resolutions": 3},
                  "ants": {"reg_iterations": [40, 20, 0]},
                  "sitk": {"shrink": [4, 2, 1], "iterations": 30}},
@@ -64,6 +65,7 @@ def mode_settings(mode: str) -> tuple[dict, TaskSpec]:
                          dirlab_cases=(1,)))
     if mode == "tiny":
         return ({"mode": mode, "grid_alphas": [0.0, 1.0], "idir_alpha": 0.5,
+                 "conditioning_pairs": 1,
                  "cidir": {"training.iterations": 3, "training.batch_size": 256,
                            "model.width": 32, "selection.num_alphas": 3,
                            "selection.sample_points": 2000, "selection.folding_points": 200},
@@ -94,13 +96,23 @@ def machine_info() -> dict:
 #: the settings each method's result depends on (a run is reused only if they are unchanged)
 METHOD_SETTINGS = {"cidir": ("cidir",), "idir": ("cidir", "idir_alpha"),
                    "idir-grid": ("cidir", "grid_alphas"), "elastix": ("elastix", "grid_alphas"),
+                   "idir-at-cidir": ("cidir", "cidir_choice"),
                    "ants": ("ants",), "sitk": ("sitk",)}
+#: the methods trained with cidir's RunConfig: their key holds the resolved configuration,
+#: so that a change of the library's defaults reruns them
+INR_METHODS = ("cidir", "idir", "idir-grid", "idir-at-cidir")
 
 
 def run_key(mode: str, task: str, pair: str, method: str, settings: dict) -> str:
     """Identity of one (method, pair) run: a result is reused (``--resume``) only under the
-    same key, i.e. the same mode, task, pair, method and the settings that method uses."""
+    same key, i.e. the same mode, task, pair, method and the settings that method uses (for
+    cidir's networks: the resolved configuration, library defaults included)."""
     own = {k: settings.get(k) for k in METHOD_SETTINGS.get(method, ())}
+    if method in INR_METHODS:
+        from benchmarks.methods.inr import config_for
+
+        own["resolved_config"] = hashlib.sha256(
+            config_for(settings).to_toml().encode("utf-8")).hexdigest()
     blob = json.dumps([mode, task, pair, method, own], sort_keys=True)
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:16]
 
@@ -138,6 +150,23 @@ def run_one(pair_dir: Path, method: str, settings_path: Path, work: Path) -> dic
                   "error": f"worker exited {proc.returncode}: {proc.stderr[-2000:]}"}
     result["subprocess_seconds"] = wall
     return result
+
+
+def _pair_settings(method: str, settings: dict, pair_entry: dict,
+                   pair_index: int) -> tuple[dict, str | None]:
+    """The settings of one run, or the reason it is not run. ``idir-at-cidir`` runs on the
+    first ``conditioning_pairs`` pairs of a task, after ``cidir``, with cidir's choice."""
+    if method != "idir-at-cidir":
+        return settings, None
+    if pair_index >= settings.get("conditioning_pairs", 3):
+        return settings, f"only on the first {settings.get('conditioning_pairs', 3)} pairs"
+    cidir = pair_entry["runs"].get("cidir")
+    if not cidir or not cidir.get("ok"):
+        return settings, "needs a finished cidir run on the pair (list cidir before it)"
+    choice = {"alpha": cidir["choice"]["alpha"],
+              "calibration": {"scales": (cidir["choice"].get("calibration") or {}).get(
+                  "scales")}}
+    return {**settings, "cidir_choice": choice}, None
 
 
 def results_path(out_dir: Path, mode: str) -> Path:
@@ -242,32 +271,37 @@ def main(argv=None) -> int:
                 entry["skipped"] = reason
                 print(f"[skip] task {task}: {reason}", flush=True)
                 continue
-            methods = ([] if args.no_baselines else list(BASELINES_FOR[task])) + [
-                m for m in args.methods if m not in skipped_methods]
+            # the protocol's method order (baselines first; cidir before idir-at-cidir)
+            order = list(method_registry.METHODS)
+            methods = ([] if args.no_baselines else list(BASELINES_FOR[task])) + sorted(
+                (m for m in args.methods if m not in skipped_methods), key=order.index)
             old_entry = old_tasks.get(task, {})
             kept_methods = [m for m in old_entry.get("planned_methods", []) if m not in methods]
-            # the protocol's method order (baselines first), whichever call ran them
-            order = list(method_registry.METHODS)
             entry["planned_pairs"] = [p.name for p in pairs]
             entry["planned_methods"] = sorted(methods + kept_methods, key=order.index)
             # --resume: every pair starts with its finished runs of the methods this call does
             # not name, so that the file written after each run never loses earlier work
-            for pair in pairs:
+            for pair_index, pair in enumerate(pairs):
                 old_pair = old_entry.get("pairs", {}).get(pair.name)
                 if old_pair is None:
                     continue
                 runs = {m: previous[key] for m in kept_methods
-                        if (key := run_key(mode, task, pair.name, m, settings)) in previous}
+                        if (key := run_key(mode, task, pair.name, m, _pair_settings(
+                            m, settings, old_pair, pair_index)[0])) in previous}
                 if runs:
                     entry["pairs"][pair.name] = {**old_pair, "runs": runs}
-            for pair in pairs:
+            for pair_index, pair in enumerate(pairs):
                 from benchmarks.evaluate import before_registration
 
                 pair_dir = None
                 pe = entry["pairs"].setdefault(pair.name, {"runs": {}})
                 pe.update(info=pair.info, before=before_registration(pair))
                 for method in methods:
-                    key = run_key(mode, task, pair.name, method, settings)
+                    method_settings, reason = _pair_settings(method, settings, pe, pair_index)
+                    if reason:
+                        print(f"[{task} {pair.name}] {method}: not run ({reason})", flush=True)
+                        continue
+                    key = run_key(mode, task, pair.name, method, method_settings)
                     if key in previous:
                         pe["runs"][method] = {**previous[key], "reused": True}
                         this_call["runs_reused"] += 1
@@ -276,7 +310,11 @@ def main(argv=None) -> int:
                         continue
                     if pair_dir is None:
                         pair_dir = pair.save(work / task / pair.name.replace("<-", "_from_"))
-                    r = run_one(pair_dir, method, settings_path, work)
+                    path = settings_path
+                    if method_settings is not settings:
+                        path = work / f"settings-{task}-{pair_index}-{method}.json"
+                        path.write_text(json.dumps(method_settings), encoding="utf-8")
+                    r = run_one(pair_dir, method, path, work)
                     r.update(run_key=key, code_version=version, finished_utc=dt.datetime.now(
                         dt.timezone.utc).isoformat(timespec="seconds"))
                     pe["runs"][method] = r

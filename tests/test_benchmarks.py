@@ -228,7 +228,8 @@ def test_report_marks_incomplete_tasks(tmp_path):
     text = (tmp_path / "b.md").read_text()
     assert "**Incomplete: 1 of 2 planned runs**" in text and "**interrupted**" in text
     assert "A 2-weight grid, not 11." in text and "# Full protocol" in text
-    assert "**Not run on this task**: `idir`, `idir-grid`, `elastix`, `ants`, `sitk`" in text
+    assert ("**Not run on this task**: `idir`, `idir-grid`, `idir-at-cidir`, `elastix`, "
+            "`ants`, `sitk`") in text
     assert "Tasks not run in this mode: Phantom 4D-CT with sliding" in text
     assert "; Lung MRI inter-subject" in text
 
@@ -270,3 +271,44 @@ def test_run_key_depends_only_on_the_methods_own_settings():
     assert changed == {"cidir", "idir", "idir-grid"}
     assert run_key("quick", "phantom", "p", "cidir", settings) != keys["cidir"]
     assert run_key("full", "phantom", "q", "cidir", settings) != keys["cidir"]
+
+
+def test_idir_at_cidir_uses_cidirs_choice(tmp_path, monkeypatch):
+    """``idir-at-cidir`` runs after cidir on the same pair (whatever the order named), at
+    cidir's α with cidir's calibrated λ scale; the doc states the conditioning cost; its
+    run key depends on cidir's choice, and INR keys on the resolved configuration."""
+    from benchmarks.reading import conditioning_cost
+    from benchmarks.run_benchmarks import _pair_settings, main, run_key
+
+    out, doc = tmp_path / "results", tmp_path / "b.md"
+    assert main(["--tiny", "--tasks", "phantom", "--methods", "idir-at-cidir", "cidir",
+                 "--no-baselines", "--out", str(out), "--doc", str(doc)]) == 0
+    entry = json.loads((out / "benchmarks-tiny.json").read_text())["tasks"]["phantom"]
+    runs = entry["pairs"]["small-seed0"]["runs"]
+    assert list(runs) == ["cidir", "idir-at-cidir"] and runs["idir-at-cidir"]["ok"], runs
+    cidir = runs["cidir"]["choice"]
+    assert runs["idir-at-cidir"]["choice"]["alpha"] == cidir["alpha"]
+    assert runs["idir-at-cidir"]["choice"]["lambda_scales"] == cidir["calibration"]["scales"]
+    assert "**Conditioning cost**" in doc.read_text()
+    assert conditioning_cost("phantom", entry).count("`small-seed0`") == 1
+
+    settings = {"cidir": {}, "conditioning_pairs": 1}
+    pair = {"runs": {"cidir": {"ok": True, "choice": {"alpha": 0.3,
+                                                      "calibration": {"scales": [2.0, 1.0]}}}}}
+    own, reason = _pair_settings("idir-at-cidir", settings, pair, 0)
+    assert reason is None and own["cidir_choice"]["alpha"] == 0.3
+    assert _pair_settings("idir-at-cidir", settings, pair, 1)[1] is not None
+    assert _pair_settings("idir-at-cidir", settings, {"runs": {}}, 0)[1] is not None
+    other = {**own, "cidir_choice": {**own["cidir_choice"], "alpha": 0.4}}
+    assert run_key("full", "t", "p", "idir-at-cidir", own) != run_key(
+        "full", "t", "p", "idir-at-cidir", other)
+    import benchmarks.methods.inr as inr
+
+    from cidir.config import RunConfig
+
+    key = run_key("full", "t", "p", "cidir", settings)
+    assert run_key("full", "t", "p", "sitk", settings) == run_key("full", "t", "p", "sitk", {})
+    # new library defaults (same benchmark settings) give cidir a new key: it is rerun
+    monkeypatch.setattr(inr, "config_for", lambda s, **kw: RunConfig().with_overrides(
+        {"model.width": 64}))
+    assert run_key("full", "t", "p", "cidir", settings) != key

@@ -20,6 +20,7 @@ METHODS: dict[str, tuple[str, str]] = {
     "cidir": ("benchmarks.methods.inr", "run_cidir"),
     "idir": ("benchmarks.methods.inr", "run_idir"),
     "idir-grid": ("benchmarks.methods.inr", "run_idir_grid"),
+    "idir-at-cidir": ("benchmarks.methods.inr", "run_idir_at_cidir"),
     "elastix": ("benchmarks.methods.elastix", "run_elastix"),
     "ants": ("benchmarks.methods.ants_syn", "run_ants"),
     "sitk": ("benchmarks.methods.sitk_demons", "run_demons"),

@@ -1,6 +1,8 @@
 """The implicit neural representations of cidir: ``cidir`` (conditioned, one training, α by
-Dice), ``idir`` (unconditioned SIREN at α_fixed = 0.5, i.e. λ = λ(0.5)) and ``idir-grid``
-(one SIREN training per α of a grid, best by the same Dice rule).
+Dice), ``idir`` (unconditioned SIREN at α_fixed = 0.5, i.e. λ = λ(0.5)), ``idir-grid``
+(one SIREN training per α of a grid, best by the same Dice rule) and ``idir-at-cidir``
+(one SIREN training at the α cidir chose on the pair, with cidir's calibrated λ scale: the
+same absolute weights, so that the gap to ``cidir`` is the cost of conditioning).
 
 All train with ``cidir.training.fit`` on the pair's fixed mask with the common initial
 affine, and are turned into the common field with ``cidir.fields.displacement_field``.
@@ -8,6 +10,7 @@ affine, and are turned into the common field with ``cidir.fields.displacement_fi
 
 from __future__ import annotations
 
+import dataclasses
 import time
 
 from benchmarks.methods import MethodResult, weight_choice
@@ -49,7 +52,7 @@ def run_cidir(pair: PairData, settings: dict) -> MethodResult:
               r.folding_percent} for r in sel.rows]
     return MethodResult(field, t1 - t0, t2 - t1,
                         {"alpha": sel.alpha, "table": table, "iterations": result.iterations,
-                         "warning": sel.warning})
+                         "warning": sel.warning, "calibration": result.calibration})
 
 
 def run_idir(pair: PairData, settings: dict) -> MethodResult:
@@ -82,3 +85,25 @@ def run_idir_grid(pair: PairData, settings: dict) -> MethodResult:
     field = displacement_field(transforms[best], alphas[best]).astype(float)
     return MethodResult(field, fit_s, sel_s, {"alpha": alphas[best], "table": table,
                                               "trainings": len(alphas)})
+
+
+def run_idir_at_cidir(pair: PairData, settings: dict) -> MethodResult:
+    """IDIR retrained at cidir's choice: settings["cidir_choice"] holds cidir's α and its
+    calibration (λ scales per regularizer) on this pair. The λ range of every α-driven term
+    is multiplied by cidir's scale and calibration switched off, so λ(α) is cidir's λ."""
+    choice = settings["cidir_choice"]
+    alpha = float(choice["alpha"])
+    base = config_for(settings)
+    scales = (choice.get("calibration") or {}).get("scales") or [1.0] * len(
+        base.objective.regularizers)
+    terms = [{**dataclasses.asdict(term), "lambda_min": term.lambda_min * scale,
+              "lambda_max": term.lambda_max * scale}
+             for term, scale in zip(base.objective.regularizers, scales, strict=True)]
+    config = base.with_overrides({"model.kind": "siren", "training.alpha_fixed": alpha,
+                                  "objective.calibration": "none",
+                                  "objective.regularizers": terms})
+    t0 = time.perf_counter()
+    result = _fit(pair, config)
+    t1 = time.perf_counter()
+    field = displacement_field(result.transform, alpha).astype(float)
+    return MethodResult(field, t1 - t0, 0.0, {"alpha": alpha, "lambda_scales": scales})
