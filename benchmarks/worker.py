@@ -13,27 +13,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import sys
 import time
 import traceback
-
-
-def _rss_mb() -> float:
-    """Peak resident set size of this process so far (MB).
-
-    Linux: ``VmHWM`` of /proc/self/status, which starts afresh at exec. (``ru_maxrss`` does
-    not: a child keeps its parent's high-water mark across fork + exec, so it would report
-    the runner's memory.) Elsewhere: ``ru_maxrss`` (KiB on Linux, bytes on macOS)."""
-    try:
-        with open("/proc/self/status", encoding="ascii") as fh:
-            for line in fh:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024.0
-    except OSError:
-        pass
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak / (1024.0 * 1024.0) if sys.platform == "darwin" else peak / 1024.0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -46,7 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     for var in ("ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[var] = str(args.threads)
-    from cidir.runtime import prefer_passive_waiting
+    from cidir.runtime import peak_rss_mb, prefer_passive_waiting
 
     prefer_passive_waiting()  # as the cidir command does, before torch is imported
     t_start = time.perf_counter()
@@ -67,11 +49,11 @@ def main(argv: list[str] | None = None) -> int:
         with open(args.settings, encoding="utf-8") as fh:
             settings = json.load(fh)
         pair = load_pair(args.pair)
-        out["baseline_rss_mb"] = _rss_mb()
+        out["baseline_rss_mb"] = peak_rss_mb()
         t0 = time.perf_counter()
         result = methods.get(args.method)(pair, settings)
         out["method_wall_seconds"] = time.perf_counter() - t0
-        out["peak_rss_mb"] = _rss_mb()
+        out["peak_rss_mb"] = peak_rss_mb()
         out["delta_rss_mb"] = out["peak_rss_mb"] - out["baseline_rss_mb"]
         out["register_seconds"] = result.register_seconds
         out["select_seconds"] = result.select_seconds

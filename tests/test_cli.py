@@ -119,7 +119,8 @@ def test_help_is_complete(capsys):
                             ("apply", "--points"), ("export", "--format"),
                             ("evaluate", "--fixed-points"), ("report", "--alpha"),
                             ("phantom", "--size"), ("phantom", "--variant"),
-                            ("demo", "--device"), ("demo", "--variant"), ("dirlab", "--case")]:
+                            ("demo", "--device"), ("demo", "--variant"), ("dirlab", "--case"),
+                            ("cohort", "--workers")]:
         with pytest.raises(SystemExit) as exit_info:
             main([command, "--help"])
         assert exit_info.value.code == 0
@@ -149,7 +150,7 @@ def test_one_spelling_per_configuration_value():
         assert not plain & fields, (name, plain & fields)
         flags = [o for a in sub._actions for o in a.option_strings]
         assert len(flags) == len(set(flags)), name
-    assert checked == 4  # fit, select, demo, dirlab
+    assert checked == 5  # fit, select, demo, dirlab, cohort
     for argv in (["fit", "a", "b", "--out", "r", "--iterations", "5"],
                  ["select", "r", "--fixed-labels", "a", "--moving-labels", "b", "--alphas", "5"]):
         with pytest.raises(SystemExit) as exit_info:

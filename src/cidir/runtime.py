@@ -15,6 +15,7 @@ cores this process may run on).
 from __future__ import annotations
 
 import os
+import resource
 import sys
 from typing import TYPE_CHECKING
 
@@ -69,3 +70,30 @@ def resolve_device(device: str | torch.device) -> torch.device:
     if dev.type not in ("cpu", "cuda"):
         raise InputError(f"--device: expected cpu, cuda or cuda:N, found {device!r}")
     return dev
+
+
+def peak_rss_mb() -> float:
+    """Peak resident set size of this process so far (MB).
+
+    Linux: ``VmHWM`` of /proc/self/status, which starts afresh at exec and with
+    :func:`reset_peak_rss` (``ru_maxrss`` does not: a child keeps its parent's high-water
+    mark across fork + exec). Elsewhere: ``ru_maxrss`` (KiB on Linux, bytes on macOS)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 2**20 if sys.platform == "darwin" else peak / 1024.0
+
+
+def reset_peak_rss() -> None:
+    """Start this process's peak-RSS count afresh (Linux; elsewhere nothing), so that a
+    worker running several jobs reports the peak of each."""
+    try:
+        with open("/proc/self/clear_refs", "w", encoding="ascii") as fh:
+            fh.write("5")
+    except OSError:
+        pass

@@ -1,5 +1,5 @@
 """The ``cidir`` command line: fit, select, apply, export, evaluate, report, phantom, demo,
-dirlab. Bad input ends with a one-line message on stderr and exit status 2.
+dirlab, cohort. Bad input ends with a one-line message on stderr and exit status 2.
 
 One output style: each command's human summary goes to stderr (``--quiet`` drops it), its
 result as JSON to stdout with ``--json``. Configuration values have one spelling each: the
@@ -29,6 +29,7 @@ class Outcome:
     summary: str
     data: dict[str, Any]
     warnings: tuple[str, ...] = ()
+    code: int = 0  # the exit status (cohort: 1 when a pair failed)
 
 
 def _check_resume_args(args: argparse.Namespace) -> None:
@@ -163,9 +164,42 @@ def _run_dirlab(args: argparse.Namespace) -> Outcome:
     return Outcome(format_summary(summary), summary)
 
 
+def _run_cohort(args: argparse.Namespace) -> Outcome:
+    from cidir.cohort import run_cohort
+
+    def progress(done: int, total: int, record: dict[str, Any]) -> None:
+        if args.quiet:
+            return
+        figures = [f"α {record['alpha']:.3g}"] if record.get("alpha") is not None else []
+        if record.get("dice_after") is not None:
+            figures.append(f"Dice {record.get('dice_before') or float('nan'):.3f} → "
+                           f"{record['dice_after']:.3f}")
+        if record.get("tre_after_mm") is not None:
+            figures.append(f"TRE {record['tre_before_mm']:.2f} → {record['tre_after_mm']:.2f}"
+                           " mm")
+        detail = ", ".join(figures) if record["status"] != "failed" else record.get("error")
+        print(f"[{done}/{total}] {record['id']}: {record['status']}"
+              + (f" ({detail})" if detail else ""), file=sys.stderr, flush=True)
+
+    if args.ray_address and args.backend != "ray":
+        raise InputError("--ray-address goes with --backend ray")
+    result = run_cohort(args.manifest, args.out, config_from_args(args), workers=args.workers,
+                        threads=args.threads, device=args.device, backend=args.backend,
+                        ray_address=args.ray_address, progress=progress)
+    counts = {s: sum(r.get("status") == s for r in result.records)
+              for s in ("ok", "reused", "failed")}
+    summary = (f"cohort: {len(result.records)} pairs ("
+               + ", ".join(f"{v} {k}" for k, v in counts.items() if v)
+               + f") in {result.seconds:.0f} s; wrote {result.out / 'cohort.html'}")
+    failed = [f"pair {r['id']} failed: {r.get('error')}" for r in result.failed]
+    return Outcome(summary, {"out": str(result.out), "pairs": result.records},
+                   tuple(failed), code=1 if failed else 0)
+
+
 COMMANDS = {"fit": _run_fit, "select": _run_select, "apply": _run_apply,
             "export": _run_export, "evaluate": _run_evaluate, "report": _run_report,
-            "phantom": _run_phantom, "demo": _run_demo, "dirlab": _run_dirlab}
+            "phantom": _run_phantom, "demo": _run_demo, "dirlab": _run_dirlab,
+            "cohort": _run_cohort}
 
 
 def run_command(args: argparse.Namespace) -> Outcome:
@@ -211,7 +245,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         sitk.ProcessObject.SetGlobalWarningDisplay(shown)
     _show(args, outcome)
-    return 0
+    return outcome.code
 
 
 if __name__ == "__main__":  # pragma: no cover

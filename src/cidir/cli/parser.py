@@ -203,6 +203,37 @@ def _add_dirlab(sub: Subparsers) -> None:
     add_config_options(p, ("model", "objective", "training", "selection"))
 
 
+def _add_cohort(sub: Subparsers) -> None:
+    p = sub.add_parser("cohort", help="register every pair of a manifest (resumable)",
+                       description="Run fit, select (when labels are given), export, evaluate "
+                                   "and report for every row of MANIFEST.csv into DIR/<id>/, "
+                                   "and write DIR/cohort.csv, cohort.json and cohort.html. "
+                                   "Columns: id, fixed, moving and optionally fixed_mask, "
+                                   "moving_mask, fixed_labels, moving_labels, fixed_points, "
+                                   "moving_points, init, set (key=value;...); paths relative "
+                                   "to the manifest. The manifest is checked whole before "
+                                   "anything runs. Rerunning reuses complete pairs with "
+                                   "unchanged inputs and configuration and resumes "
+                                   "interrupted fits; a failing pair is recorded and the "
+                                   "others go on (exit status 1 lists the failed pairs).",
+                       epilog=EPILOG)
+    p.add_argument("manifest", metavar="MANIFEST.csv")
+    p.add_argument("--out", required=True, metavar="DIR", help="cohort folder to write")
+    p.add_argument("--workers", type=positive_int, default=1, metavar="N",
+                   help="pairs run at a time, each in its own process with cores / N torch "
+                        "threads (default 1: in this process); with --backend ray, the "
+                        "default CPU share per pair is cores / N and, on CUDA, 1/N GPU")
+    p.add_argument("--backend", choices=("local", "ray"), default="local",
+                   help="local: a process pool on this machine (default); ray: each pair a "
+                        "Ray task (pip install 'cidir[ray]')")
+    p.add_argument("--ray-address", metavar="ADDRESS",
+                   help="Ray cluster to join: auto (the cluster this machine belongs to) or "
+                        "ray://host:10001 (default: start a local Ray instance)")
+    _output(p)
+    _device(p)
+    add_config_options(p, ("model", "objective", "training", "selection"))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="cidir",
@@ -215,6 +246,6 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"cidir {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for add in (_add_fit, _add_select, _add_apply, _add_export, _add_evaluate, _add_report,
-                _add_phantom, _add_demo, _add_dirlab):
+                _add_phantom, _add_demo, _add_dirlab, _add_cohort):
         add(sub)
     return parser
