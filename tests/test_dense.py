@@ -207,3 +207,35 @@ def test_resample_with_field_matches_warps(transform, moving_image):
     direct_labels = warp_labels(transform, labels, 0.4).array
     shared_labels = resample_with_field(labels, field, grid, labels=True).array
     assert np.mean(direct_labels != shared_labels) < 1e-3
+
+
+def test_jacobian_map_inside_a_mask_only(transform):
+    """With a mask, the voxels inside get the full map's values (chunking across the mask
+    included) and the others NaN; a mask of the wrong shape is refused."""
+    full = jacobian_determinant_map(transform, ALPHA)
+    mask = np.zeros(FIXED.shape, bool)
+    mask[3:15, 2:9, 1:8] = True
+    masked = jacobian_determinant_map(transform, ALPHA, mask=mask, chunk_size=97)
+    np.testing.assert_allclose(masked[mask], full[mask], rtol=1e-5, atol=1e-6)
+    assert np.isnan(masked[~mask]).all()
+    with pytest.raises(ValueError, match="mask"):
+        jacobian_determinant_map(transform, ALPHA, mask=mask[:-1])
+
+
+def test_dice_before_is_taken_in_world_space_across_grids(transform):
+    """Labels given on the moving grid: Dice before registration resamples them where they
+    lie in world space, so a label map that covers the same world region as the fixed one
+    overlaps it well before registration, although the two grids differ."""
+    from cidir.evaluation.at_alpha import evaluate_transform
+
+    def ball(grid: Grid) -> Image:
+        inside = np.linalg.norm(grid.world_points() - FIXED.center, axis=1) < 8.0
+        return Image(inside.reshape(grid.shape).astype(np.int32), grid, "ball")
+
+    result = evaluate_transform(transform, ALPHA, fixed_labels=ball(FIXED),
+                                moving_labels=ball(MOVING))
+    assert result.dice_before is not None and result.dice_before > 0.9
+    shifted = Image(np.roll(ball(MOVING).array, 6, axis=0), MOVING, "shifted ball")
+    worse = evaluate_transform(transform, ALPHA, fixed_labels=ball(FIXED),
+                               moving_labels=shifted)
+    assert worse.dice_before is not None and worse.dice_before < result.dice_before - 0.1

@@ -177,9 +177,13 @@ def test_threads_option(tmp_path):
     with pytest.raises(SystemExit) as exc:
         build_parser().parse_args(["demo", "--out", str(tmp_path), "--threads", "0"])
     assert exc.value.code == 2
-    before = torch.get_num_threads()
+    import SimpleITK as sitk
+
+    before = torch.get_num_threads(), sitk.ProcessObject.GetGlobalDefaultNumberOfThreads()
     try:
         assert configure_threads(1) == 1 and torch.get_num_threads() == 1
+        assert sitk.ProcessObject.GetGlobalDefaultNumberOfThreads() == 1
         assert configure_threads(None) == available_cores()
     finally:
-        torch.set_num_threads(before)
+        torch.set_num_threads(before[0])
+        sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(before[1])

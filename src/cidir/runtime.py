@@ -45,14 +45,17 @@ def available_cores() -> int:
 
 
 def configure_threads(threads: int | None) -> int:
-    """Set torch's intra-op threads to ``threads`` (None: :func:`available_cores`); returns
-    the count in use. Raises ValueError for a count < 1."""
+    """Set torch's intra-op threads, and SimpleITK's (the initial alignment, resampling), to
+    ``threads`` (None: :func:`available_cores`); returns the count in use. Raises ValueError
+    for a count < 1."""
+    import SimpleITK as sitk
     import torch
 
     count = available_cores() if threads is None else int(threads)
     if count < 1:
         raise ValueError(f"--threads: expected a positive integer, found {threads}")
     torch.set_num_threads(count)
+    sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(count)
     return count
 
 

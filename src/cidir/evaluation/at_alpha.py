@@ -3,7 +3,10 @@
 Points are in world mm (LPS): fixed points are mapped by φ(·; α) into the moving image and
 compared with their moving partners, continuous and snapped to the moving grid. Labels:
 the moving labels are warped onto the fixed grid (nearest) and compared with the fixed
-labels. Folding and std log det J are taken over the fixed grid, inside ``mask`` when given.
+labels; Dice before registration resamples them where they lie in world space (identity
+map), so it is defined when the two images have different grids too. Folding and std log
+det J are taken over the fixed grid, inside ``mask`` when given (only the voxels inside are
+evaluated).
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import torch
 
 from cidir.evaluation.metrics import (
     TRESummary,
@@ -24,7 +28,12 @@ from cidir.evaluation.metrics import (
     std_log_jacobian,
     tre_summary,
 )
-from cidir.fields import ConditionedTransform, jacobian_determinant_map, warp_labels
+from cidir.fields import (
+    ConditionedTransform,
+    jacobian_determinant_map,
+    resample_with_field,
+    warp_labels,
+)
 from cidir.geometry import Grid, Image
 from cidir.geometry.frames import World
 
@@ -38,7 +47,7 @@ class Evaluation:
     tre_after: TRESummary | None = None
     dice: float | None = None
     dice_per_label: dict[int, float] = field(default_factory=dict)
-    dice_before: float | None = None  # only when both label maps share one grid
+    dice_before: float | None = None  # moving labels where they lie in world space
     folding_percent: float = math.nan
     std_log_jacobian: float = math.nan
     jacobian_region: str = "fixed grid"  # or "mask"
@@ -83,10 +92,19 @@ def evaluate_transform(transform: ConditionedTransform, alpha: float, *,
         warped = warp_labels(transform, moving_labels, alpha)
         per_label = dice_per_label(fixed_labels.array, warped.array, chosen)
         dice = mean_dice(per_label)
-        if moving_labels.grid.same_as(fixed_labels.grid):
-            dice_before = mean_dice(dice_per_label(fixed_labels.array, moving_labels.array,
-                                                   chosen))
-    det = jacobian_determinant_map(transform, alpha)
+        dice_before = mean_dice(dice_per_label(
+            fixed_labels.array, _unmoved_labels(moving_labels, fixed_labels.grid,
+                                                transform.device), chosen))
+    det = jacobian_determinant_map(transform, alpha, mask=mask)
     return Evaluation(alpha, tre_before, tre_after, dice, per_label, dice_before,
                       folding_percent(det, mask), std_log_jacobian(det, mask),
                       "mask" if mask is not None else "fixed grid")
+
+
+def _unmoved_labels(labels: Image, grid: Grid, device: torch.device) -> np.ndarray:
+    """``labels`` on ``grid`` where they lie in world space (identity map, nearest label):
+    the overlap before registration, also when the two images have different grids."""
+    if labels.grid.same_as(grid):
+        return labels.array
+    zero = np.zeros(grid.shape + (grid.ndim,), np.float32)
+    return resample_with_field(labels, zero, grid, labels=True, device=device).array

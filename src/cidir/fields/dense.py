@@ -43,11 +43,16 @@ def _chunks(grid: Grid, chunk_size: int, device: torch.device,
 
 
 def _evaluate(grid: Grid, transform: ConditionedTransform, chunk_size: int, width: int,
-              dtype: DTypeLike, fn: Callable[[torch.Tensor], torch.Tensor]) -> np.ndarray:
-    out = np.empty((grid.num_voxels, width) if width > 1 else grid.num_voxels, dtype=dtype)
+              dtype: DTypeLike, fn: Callable[[torch.Tensor], torch.Tensor],
+              mask: np.ndarray | None = None) -> np.ndarray:
+    """``fn`` at the world points of ``grid``'s voxels (only inside ``mask`` when given: NaN
+    elsewhere), shape grid.shape (+ (width,))."""
+    shape = (grid.num_voxels, width) if width > 1 else (grid.num_voxels,)
+    flat = None if mask is None else np.flatnonzero(np.asarray(mask).reshape(-1))
+    out = np.empty(shape, dtype=dtype) if flat is None else np.full(shape, np.nan, dtype)
     with torch.no_grad():
-        for where, world in _chunks(grid, chunk_size, transform.device):
-            out[where] = fn(world).cpu().numpy()
+        for where, world in _chunks(grid, chunk_size, transform.device, flat):
+            out[where if flat is None else flat[where]] = fn(world).cpu().numpy()
     return out.reshape(grid.shape + ((width,) if width > 1 else ()))
 
 
@@ -61,12 +66,17 @@ def displacement_field(transform: ConditionedTransform, alpha: Alpha, grid: Grid
 
 
 def jacobian_determinant_map(transform: ConditionedTransform, alpha: Alpha,
-                             grid: Grid | None = None, chunk_size: int = 32768) -> np.ndarray:
-    """det ∇φ(x) on ``grid`` (default: the fixed grid), shape grid.shape; ≤ 0 means folding."""
+                             grid: Grid | None = None, chunk_size: int = 32768,
+                             mask: np.ndarray | None = None) -> np.ndarray:
+    """det ∇φ(x) on ``grid`` (default: the fixed grid), shape grid.shape; ≤ 0 means folding.
+    With ``mask`` (grid.shape, nonzero = inside) only the voxels inside are evaluated and
+    the others are NaN: the cost scales with the mask, not the grid."""
     grid = grid or transform.grid
+    if mask is not None and np.shape(mask) != grid.shape:
+        raise ValueError(f"mask: expected shape {grid.shape}, found {np.shape(mask)}")
     a = transform.alpha_tensor(alpha)
     return _evaluate(grid, transform, chunk_size, 1, np.float32,
-                     lambda x: transform.map_jet(x, a, order=1).jacobian_determinant())
+                     lambda x: transform.map_jet(x, a, order=1).jacobian_determinant(), mask)
 
 
 def _warp(transform: ConditionedTransform, image: Image, alpha: Alpha, grid: Grid | None,
