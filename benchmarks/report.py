@@ -165,8 +165,9 @@ def _settings_lines(s: dict) -> list[str]:
     ]
 
 
-def _report_lines(report: dict, json_name: str) -> list[str]:
-    s, m = report["settings"], report["machine"]
+def _header_lines(report: dict, json_name: str) -> list[str]:
+    """The part's title, command, machine, settings and the calls its runs come from."""
+    m = report["machine"]
     finished = report.get("finished_utc")
     when = (f"started {report['started_utc'][:19]} UTC, "
             + (f"finished {finished[:19]} UTC" if finished else "**interrupted**"))
@@ -182,7 +183,7 @@ def _report_lines(report: dict, json_name: str) -> list[str]:
         f"SimpleITK {m.get('SimpleITK')}. The machine is shared with other work: times are "
         "indicative.",
         "", "Settings:", "",
-    ] + _settings_lines(s)
+    ] + _settings_lines(report["settings"])
     calls = report.get("calls", [])
     if len(calls) > 1:
         lines += ["", f"The runs of these tables come from {len(calls)} calls (`--resume`):", ""]
@@ -191,6 +192,12 @@ def _report_lines(report: dict, json_name: str) -> list[str]:
             lines.append(f"- `{c['command']}` ({c['started_utc'][:19]} → {end} UTC, code "
                          f"{c.get('code_version') or 'unknown'}): {c.get('runs_done', '?')} "
                          f"runs done, {c.get('runs_reused', '?')} reused")
+    return lines
+
+
+def _notes_lines(report: dict) -> list[str]:
+    """Mode, code versions, notes, skipped methods and tasks absent from this mode."""
+    lines: list[str] = []
     if report["mode"] != "full":
         lines += ["", f"**{report['mode']} mode**: fewer pairs, fewer iterations and a smaller "
                   "weight grid than the full protocol (see `settings` and `task_spec` in the "
@@ -208,41 +215,48 @@ def _report_lines(report: dict, json_name: str) -> list[str]:
     absent = [TITLES[t] for t in TITLES if t not in report["tasks"]]
     if absent:
         lines += ["", "Tasks not run in this mode: " + "; ".join(absent) + "."]
+    return lines
+
+
+def _task_lines(report: dict, task: str, entry: dict) -> list[str]:
+    """One task's section: coverage, pairs, the before row, the table, the reading."""
+    lines = ["", f"## {TITLES[task]}", ""]
+    if entry.get("skipped"):
+        return lines + [f"Skipped: {entry['skipped']}."]
+    missing = [f"`{mm}`" for mm in PROTOCOL_METHODS
+               if mm not in entry.get("planned_methods", PROTOCOL_METHODS)
+               and mm not in report.get("skipped_methods", {})]
+    if missing:
+        lines += [f"**Not run on this task**: {', '.join(missing)} (no call named them; "
+                  "`--resume --methods ...` adds them).", ""]
+    done, planned = coverage(entry, report.get("settings"))
+    if planned and done < planned:
+        lines += [f"**Incomplete: {done} of {planned} planned runs** (pairs × methods) "
+                  "have finished; means are over the pairs each method finished (the "
+                  "`pairs` column), so rows may cover different pairs. "
+                  "`--resume` adds the missing runs.", ""]
+    summary = entry.get("summary") or aggregate(entry)
+    names = ", ".join(f"`{n}`" for n in entry["pairs"])
+    lines += [f"Pairs ({len(entry['pairs'])}): {names}. {NOTES[task]}", ""]
+    b = summary.get("_before", {})
+    if b.get("tre_mm", {}).get("mean") is not None:
+        extra = (f", field error {_fmt(b['field_error_mm'])} mm"
+                 if b.get("field_error_mm", {}).get("mean") is not None else "")
+        lines += [f"Before registration: TRE {_fmt(b['tre_mm'])} mm (snapped "
+                  f"{_fmt(b['tre_snapped_mm'])}){extra}.", ""]
+    lines += _table(task, summary, report["settings"])
+    for mm, v in summary.items():
+        if not mm.startswith("_") and v.get("errors"):
+            lines += ["", f"`{mm}` failed: " + "; ".join(v["errors"])]
+    lines += ["", honest_paragraph(task, summary)]
+    cost = conditioning_cost(task, entry)
+    return lines + (["", cost] if cost else [])
+
+
+def _report_lines(report: dict, json_name: str) -> list[str]:
+    lines = _header_lines(report, json_name) + _notes_lines(report)
     for task, entry in report["tasks"].items():
-        lines += ["", f"## {TITLES[task]}", ""]
-        if entry.get("skipped"):
-            lines.append(f"Skipped: {entry['skipped']}.")
-            continue
-        missing = [f"`{mm}`" for mm in PROTOCOL_METHODS
-                   if mm not in entry.get("planned_methods", PROTOCOL_METHODS)
-                   and mm not in report.get("skipped_methods", {})]
-        if missing:
-            lines += [f"**Not run on this task**: {', '.join(missing)} (no call named them; "
-                      "`--resume --methods ...` adds them).", ""]
-        done, planned = coverage(entry, report.get("settings"))
-        if planned and done < planned:
-            lines += [f"**Incomplete: {done} of {planned} planned runs** (pairs × methods) "
-                      "have finished; means are over the pairs each method finished (the "
-                      "`pairs` column), so rows may cover different pairs. "
-                      "`--resume` adds the missing runs.", ""]
-        summary = entry.get("summary") or aggregate(entry)
-        names = ", ".join(f"`{n}`" for n in entry["pairs"])
-        lines += [f"Pairs ({len(entry['pairs'])}): {names}. {NOTES[task]}", ""]
-        b = summary.get("_before", {})
-        if b.get("tre_mm", {}).get("mean") is not None:
-            extra = (f", field error {_fmt(b['field_error_mm'])} mm"
-                     if b.get("field_error_mm", {}).get("mean") is not None else "")
-            lines += [f"Before registration: TRE {_fmt(b['tre_mm'])} mm (snapped "
-                      f"{_fmt(b['tre_snapped_mm'])}){extra}.", ""]
-        lines += _table(task, summary, s)
-        errors = {mm: v["errors"] for mm, v in summary.items()
-                  if not mm.startswith("_") and v.get("errors")}
-        for mm, errs in errors.items():
-            lines += ["", f"`{mm}` failed: " + "; ".join(errs)]
-        lines += ["", honest_paragraph(task, summary)]
-        cost = conditioning_cost(task, entry)
-        if cost:
-            lines += ["", cost]
+        lines += _task_lines(report, task, entry)
     return lines
 
 

@@ -28,6 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -222,122 +223,164 @@ def parse_args(argv=None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+@dataclass
+class Call:
+    """One call of the runner: what every task and pair of it shares."""
+
+    args: argparse.Namespace
+    mode: str
+    settings: dict
+    version: str | None
+    previous: dict[str, dict]  # finished runs of earlier calls by run key (--resume)
+    old_tasks: dict
+    report: dict
+    this_call: dict
+    skipped_methods: dict
+    work: Path
+    settings_path: Path
+    started: float
+
+    def save(self) -> None:
+        """Rewrite the results and the doc (an interrupted call keeps its work)."""
+        self.report["total_seconds"] = time.perf_counter() - self.started
+        write_outputs(self.report, Path(self.args.out), Path(self.args.doc))
+
+
+def _new_report(args: argparse.Namespace, mode: str, settings: dict, spec: TaskSpec,
+                command: str, old_report: dict, skipped_methods: dict) -> dict:
+    """The results of this call: header, the calls so far (this one last), and the tasks in
+    the protocol's order (this call's, and with --resume the others kept)."""
+    started = dt.datetime.now(dt.timezone.utc).isoformat()
+    version = code_version()
+    report: dict = {"command": command, "mode": mode, "started_utc": started,
+                    "machine": machine_info(), "code_version": version, "settings": settings,
+                    "task_spec": spec.__dict__, "skipped_methods": skipped_methods,
+                    "complete": False, "tasks": {}}
+    this_call = {"command": command, "started_utc": started, "finished_utc": None,
+                 "code_version": version, "runs_done": 0, "runs_reused": 0}
+    report["calls"] = old_report.get("calls", []) + [this_call]
+    old_tasks = old_report.get("tasks", {})
+    for task in TASKS:
+        if task in args.tasks:
+            report["tasks"][task] = {"pairs": {}, "skipped": None}
+        elif task in old_tasks:
+            report["tasks"][task] = old_tasks[task]
+    return report
+
+
+def _keep_earlier_runs(call: Call, task: str, pairs: list, kept_methods: list[str]) -> None:
+    """--resume: every pair starts with its finished runs of the methods this call does not
+    name, so that the file written after each run never loses earlier work."""
+    entry, old_entry = call.report["tasks"][task], call.old_tasks.get(task, {})
+    for pair_index, pair in enumerate(pairs):
+        old_pair = old_entry.get("pairs", {}).get(pair.name)
+        if old_pair is None:
+            continue
+        runs = {m: call.previous[key] for m in kept_methods
+                if (key := run_key(call.mode, task, pair.name, m, _pair_settings(
+                    m, call.settings, old_pair, pair_index)[0])) in call.previous}
+        if runs:
+            entry["pairs"][pair.name] = {**old_pair, "runs": runs}
+
+
+def _run_method(call: Call, task: str, pair, pair_index: int, pe: dict, method: str,
+                pair_dir: Path | None) -> Path | None:
+    """One (method, pair) run, or its reuse; returns the saved pair's folder."""
+    method_settings, reason = _pair_settings(method, call.settings, pe, pair_index)
+    if reason:
+        print(f"[{task} {pair.name}] {method}: not run ({reason})", flush=True)
+        return pair_dir
+    key = run_key(call.mode, task, pair.name, method, method_settings)
+    if key in call.previous:
+        pe["runs"][method] = {**call.previous[key], "reused": True}
+        call.this_call["runs_reused"] += 1
+        print(f"[{task} {pair.name}] {method}: reused from "
+              f"{call.previous[key].get('finished_utc', '?')}", flush=True)
+        return pair_dir
+    if pair_dir is None:
+        pair_dir = pair.save(call.work / task / pair.name.replace("<-", "_from_"))
+    path = call.settings_path
+    if method_settings is not call.settings:
+        path = call.work / f"settings-{task}-{pair_index}-{method}.json"
+        path.write_text(json.dumps(method_settings), encoding="utf-8")
+    r = run_one(pair_dir, method, path, call.work)
+    r.update(run_key=key, code_version=call.version, finished_utc=dt.datetime.now(
+        dt.timezone.utc).isoformat(timespec="seconds"))
+    pe["runs"][method] = r
+    call.this_call["runs_done"] += 1
+    status = "ok" if r.get("ok") else f"FAILED {r.get('error')}"
+    print(f"[{task} {pair.name}] {method}: {status} ({r['subprocess_seconds']:.1f} s)",
+          flush=True)
+    call.report["tasks"][task]["summary"] = aggregate(call.report["tasks"][task])
+    call.save()
+    return pair_dir
+
+
+def _run_task(call: Call, task: str, spec: TaskSpec) -> None:
+    """Every planned method on every pair of one task (or the reason it is skipped)."""
+    from benchmarks.evaluate import before_registration
+
+    args, entry = call.args, call.report["tasks"][task]
+    t_task = time.perf_counter()
+    try:
+        pairs, reason = build(task, spec, Path(args.shared_data),
+                              Path(args.dirlab) if args.dirlab else None)
+    except Exception as exc:  # noqa: BLE001 - recorded
+        pairs, reason = [], f"could not build the task: {type(exc).__name__}: {exc}"
+    if reason:
+        entry["skipped"] = reason
+        print(f"[skip] task {task}: {reason}", flush=True)
+        return
+    # the protocol's method order (baselines first; cidir before idir-at-cidir)
+    order = list(method_registry.METHODS)
+    methods = ([] if args.no_baselines else list(BASELINES_FOR[task])) + sorted(
+        (m for m in args.methods if m not in call.skipped_methods), key=order.index)
+    kept_methods = [m for m in call.old_tasks.get(task, {}).get("planned_methods", [])
+                    if m not in methods]
+    entry["planned_pairs"] = [p.name for p in pairs]
+    entry["planned_methods"] = sorted(methods + kept_methods, key=order.index)
+    _keep_earlier_runs(call, task, pairs, kept_methods)
+    for pair_index, pair in enumerate(pairs):
+        pe = entry["pairs"].setdefault(pair.name, {"runs": {}})
+        pe.update(info=pair.info, before=before_registration(pair))
+        pair_dir = None
+        for method in methods:
+            pair_dir = _run_method(call, task, pair, pair_index, pe, method, pair_dir)
+        pe["runs"] = {m: pe["runs"][m] for m in entry["planned_methods"] if m in pe["runs"]}
+    entry["pairs"] = {name: entry["pairs"][name] for name in entry["planned_pairs"]
+                      if name in entry["pairs"]}
+    entry["seconds"] = time.perf_counter() - t_task
+    entry["summary"] = aggregate(entry)
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     mode = "tiny" if args.tiny else "quick" if args.quick else "full"
     settings, spec = mode_settings(mode)
     command = "python " + " ".join(shlex.quote(a) for a in
                                    [os.path.relpath(sys.argv[0], ROOT)] + (argv or sys.argv[1:]))
-    started = dt.datetime.now(dt.timezone.utc)
     t_all = time.perf_counter()
-    out_dir, doc = Path(args.out), Path(args.doc)
+    out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
-    previous_path = results_path(out_dir, mode)
-    old_report = load_previous(previous_path) if args.resume else {}
-    previous = finished_runs(old_report)
-    old_tasks = old_report.get("tasks", {})
+    old_report = load_previous(results_path(out_dir, mode)) if args.resume else {}
     skipped_methods = {m: r for m in args.methods if (r := method_registry.available(m))}
     for m, r in skipped_methods.items():
         print(f"[skip] method {m}: {r}", flush=True)
-    version = code_version()
-    report: dict = {"command": command, "mode": mode, "started_utc": started.isoformat(),
-                    "machine": machine_info(), "code_version": version, "settings": settings,
-                    "task_spec": spec.__dict__, "skipped_methods": skipped_methods,
-                    "complete": False, "tasks": {}}
-    # every call that contributed runs to this file (--resume), this one last
-    this_call = {"command": command, "started_utc": report["started_utc"],
-                 "finished_utc": None, "code_version": version, "runs_done": 0,
-                 "runs_reused": 0}
-    report["calls"] = old_report.get("calls", []) + [this_call]
-    # in the protocol's order: the tasks of this call, and (--resume) the others kept
-    for task in TASKS:
-        if task in args.tasks:
-            report["tasks"][task] = {"pairs": {}, "skipped": None}
-        elif task in old_tasks:
-            report["tasks"][task] = old_tasks[task]
+    report = _new_report(args, mode, settings, spec, command, old_report, skipped_methods)
     with tempfile.TemporaryDirectory(prefix="cidir-bench-pairs-") as tmp:
-        work = Path(tmp)
-        settings_path = work / "settings.json"
+        settings_path = Path(tmp) / "settings.json"
         settings_path.write_text(json.dumps(settings), encoding="utf-8")
+        call = Call(args, mode, settings, report["code_version"], finished_runs(old_report),
+                    old_report.get("tasks", {}), report, report["calls"][-1],
+                    skipped_methods, Path(tmp), settings_path, t_all)
         for task in args.tasks:
-            entry = report["tasks"][task]
-            t_task = time.perf_counter()
-            try:
-                pairs, reason = build(task, spec, Path(args.shared_data),
-                                      Path(args.dirlab) if args.dirlab else None)
-            except Exception as exc:  # noqa: BLE001 - recorded
-                pairs, reason = [], f"could not build the task: {type(exc).__name__}: {exc}"
-            if reason:
-                entry["skipped"] = reason
-                print(f"[skip] task {task}: {reason}", flush=True)
-                continue
-            # the protocol's method order (baselines first; cidir before idir-at-cidir)
-            order = list(method_registry.METHODS)
-            methods = ([] if args.no_baselines else list(BASELINES_FOR[task])) + sorted(
-                (m for m in args.methods if m not in skipped_methods), key=order.index)
-            old_entry = old_tasks.get(task, {})
-            kept_methods = [m for m in old_entry.get("planned_methods", []) if m not in methods]
-            entry["planned_pairs"] = [p.name for p in pairs]
-            entry["planned_methods"] = sorted(methods + kept_methods, key=order.index)
-            # --resume: every pair starts with its finished runs of the methods this call does
-            # not name, so that the file written after each run never loses earlier work
-            for pair_index, pair in enumerate(pairs):
-                old_pair = old_entry.get("pairs", {}).get(pair.name)
-                if old_pair is None:
-                    continue
-                runs = {m: previous[key] for m in kept_methods
-                        if (key := run_key(mode, task, pair.name, m, _pair_settings(
-                            m, settings, old_pair, pair_index)[0])) in previous}
-                if runs:
-                    entry["pairs"][pair.name] = {**old_pair, "runs": runs}
-            for pair_index, pair in enumerate(pairs):
-                from benchmarks.evaluate import before_registration
-
-                pair_dir = None
-                pe = entry["pairs"].setdefault(pair.name, {"runs": {}})
-                pe.update(info=pair.info, before=before_registration(pair))
-                for method in methods:
-                    method_settings, reason = _pair_settings(method, settings, pe, pair_index)
-                    if reason:
-                        print(f"[{task} {pair.name}] {method}: not run ({reason})", flush=True)
-                        continue
-                    key = run_key(mode, task, pair.name, method, method_settings)
-                    if key in previous:
-                        pe["runs"][method] = {**previous[key], "reused": True}
-                        this_call["runs_reused"] += 1
-                        print(f"[{task} {pair.name}] {method}: reused from "
-                              f"{previous[key].get('finished_utc', '?')}", flush=True)
-                        continue
-                    if pair_dir is None:
-                        pair_dir = pair.save(work / task / pair.name.replace("<-", "_from_"))
-                    path = settings_path
-                    if method_settings is not settings:
-                        path = work / f"settings-{task}-{pair_index}-{method}.json"
-                        path.write_text(json.dumps(method_settings), encoding="utf-8")
-                    r = run_one(pair_dir, method, path, work)
-                    r.update(run_key=key, code_version=version, finished_utc=dt.datetime.now(
-                        dt.timezone.utc).isoformat(timespec="seconds"))
-                    pe["runs"][method] = r
-                    this_call["runs_done"] += 1
-                    status = "ok" if r.get("ok") else f"FAILED {r.get('error')}"
-                    print(f"[{task} {pair.name}] {method}: {status} "
-                          f"({r['subprocess_seconds']:.1f} s)", flush=True)
-                    entry["summary"] = aggregate(entry)
-                    report["total_seconds"] = time.perf_counter() - t_all
-                    write_outputs(report, out_dir, doc)  # an interrupted run keeps its work
-                pe["runs"] = {m: pe["runs"][m] for m in entry["planned_methods"]
-                              if m in pe["runs"]}
-            entry["pairs"] = {name: entry["pairs"][name] for name in entry["planned_pairs"]
-                              if name in entry["pairs"]}
-            entry["seconds"] = time.perf_counter() - t_task
-            entry["summary"] = aggregate(entry)
-    report["total_seconds"] = time.perf_counter() - t_all
-    report["reused_runs"] = reused = this_call["runs_reused"]
+            _run_task(call, task, spec)
+    report["reused_runs"] = reused = call.this_call["runs_reused"]
     report["finished_utc"] = dt.datetime.now(dt.timezone.utc).isoformat()
-    this_call["finished_utc"] = report["finished_utc"]
+    call.this_call["finished_utc"] = report["finished_utc"]
     report["complete"] = True
-    write_outputs(report, out_dir, doc)
-    print(f"wrote {results_path(out_dir, mode)} and {doc} "
+    call.save()
+    print(f"wrote {results_path(out_dir, mode)} and {args.doc} "
           f"({report['total_seconds'] / 60:.1f} min, {reused} runs reused)", flush=True)
     return 0
 

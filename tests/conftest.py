@@ -1,4 +1,5 @@
-"""Shared fixtures: the optional real data folder ``../shared/data``."""
+"""Shared fixtures: the optional real data folder ``../shared/data``, the command-line
+tests' pair and trained run."""
 
 from __future__ import annotations
 
@@ -61,3 +62,27 @@ def dirlab_download(tmp_path, monkeypatch):
         write_points(pack / "ExtremePhases" / f"Case1_300_{phase}_xyz.txt",
                      case_grid.voxel_to_world(voxel), grid=case_grid, format="dirlab")
     return root, phantom
+
+
+@pytest.fixture(scope="module")
+def cli_files(tmp_path_factory) -> dict[str, Path]:
+    """A small 3D synthetic pair on disk (anisotropic, rotated grid), moving points as .fcsv."""
+    from runs_helpers import write_pair
+
+    return write_pair(tmp_path_factory.mktemp("pair"), size=(24, 20, 12), points=10,
+                      moving_points_name="moving_points.fcsv")
+
+
+@pytest.fixture(scope="module")
+def cli_run(cli_files, tmp_path_factory) -> Path:
+    """A trained and selected run of ``cli_files`` (in-process, tiny)."""
+    from cidir.cli.main import main
+    from runs_helpers import CLI_TINY
+
+    files, out = cli_files, tmp_path_factory.mktemp("run") / "run"
+    assert main(["fit", str(files["fixed"]), str(files["moving"]), "--out", str(out),
+                 "--fixed-mask", str(files["mask"]), *CLI_TINY]) == 0
+    assert main(["select", str(out), "--fixed-labels", str(files["fixed_labels"]),
+                 "--moving-labels", str(files["moving_labels"]),
+                 "--selection-num-alphas", "5"]) == 0
+    return out

@@ -25,6 +25,12 @@ TINY = ["--model-width", "16", "--model-hidden-layers", "2", "--model-harmonizer
         "--selection-folding-points", "500", "--quiet"]
 
 
+# the command-line tests' tiny fit (32 wide, 30 iterations): seconds per fit
+CLI_TINY = ["--model-width", "32", "--training-iterations", "30", "--training-batch-size",
+            "500", "--objective-calibration-iterations", "5", "--selection-num-alphas", "5",
+            "--quiet"]
+
+
 def write_pair(root: Path, size: tuple[int, int, int] = (16, 14, 10), points: int = 6,
                moving_points_name: str = "moving_points.csv") -> dict[str, Path]:
     """A small 3D synthetic pair (anisotropic, rotated grid) with labels, mask and ``points``

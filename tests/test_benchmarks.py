@@ -136,16 +136,8 @@ def test_peer_composes_with_initial_affine():
     assert _center_tre(pair, field) < 1e-6
 
 
-@pytest.mark.slow  # 35 s: the whole benchmark runner on tiny phantoms (both variants)
-def test_runner_tiny_phantom(tmp_path, monkeypatch):
-    import benchmarks.run_benchmarks as runner
-    from benchmarks.run_benchmarks import main
-
-    out, doc = tmp_path / "results", tmp_path / "benchmarks.md"
-    main(["--tiny", "--tasks", "phantom", "phantom-sliding", "brain2d", "--methods", "cidir",
-          "--no-baselines", "--shared-data", str(tmp_path / "absent"), "--out", str(out),
-          "--doc", str(doc)])
-    report = json.loads((out / "benchmarks-tiny.json").read_text())
+def _check_first_call(report: dict, text: str) -> dict:
+    """The first tiny call: phantom and sliding fitted, brain skipped; its cidir run."""
     assert report["mode"] == "tiny" and "--tiny" in report["command"]
     assert report["complete"] and report["reused_runs"] == 0
     assert report["machine"]["cpu_cores"] >= 1 and report["machine"]["torch"]
@@ -161,29 +153,17 @@ def test_runner_tiny_phantom(tmp_path, monkeypatch):
     assert sliding["runs"]["cidir"]["ok"], sliding["runs"]["cidir"].get("error")
     assert sliding["runs"]["cidir"]["run_key"] != run["run_key"]
     assert sliding["before"]["field_error_mm"] > 0
-    text = doc.read_text()
     assert "Phantom 4D-CT" in text and "| `cidir` |" in text and "Skipped:" in text
     assert "## Phantom 4D-CT with sliding and exhale density" in text
     assert "Tiny smoke settings" in text and "Incomplete" not in text
+    return run
 
-    # --resume: the finished run is reused, not rerun; a task this call does not name is kept
-    main(["--tiny", "--resume", "--tasks", "brain2d", "--methods", "cidir", "--no-baselines",
-          "--shared-data", str(tmp_path / "absent"), "--out", str(out), "--doc", str(doc)])
-    kept = json.loads((out / "benchmarks-tiny.json").read_text())
-    assert kept["tasks"]["phantom"]["pairs"] == report["tasks"]["phantom"]["pairs"]
-    main(["--tiny", "--resume", "--tasks", "phantom", "--methods", "cidir", "sitk",
-          "--no-baselines", "--out", str(out), "--doc", str(doc)])
-    again = json.loads((out / "benchmarks-tiny.json").read_text())
-    assert again["reused_runs"] == 1
-    assert list(again["tasks"]) == ["phantom", "phantom-sliding", "brain2d"]
-    runs = again["tasks"]["phantom"]["pairs"]["small-seed0"]["runs"]
-    assert runs["cidir"]["reused"] and runs["cidir"]["metrics"] == run["metrics"]
-    assert runs["sitk"]["ok"] and not runs["sitk"].get("reused")
-    calls = again["calls"]
-    assert [(c["runs_done"], c["runs_reused"]) for c in calls] == [(2, 0), (0, 0), (1, 1)]
-    assert "--methods cidir sitk" in calls[-1]["command"] and calls[-1]["finished_utc"]
-    assert "come from 3 calls" in doc.read_text()
-    # a call interrupted after its first run leaves a file with every earlier run in it
+
+def _check_interrupted_call(monkeypatch, out: Path, doc: Path, run: dict) -> None:
+    """A call interrupted after its first run leaves a file with every earlier run in it."""
+    import benchmarks.run_benchmarks as runner
+    from benchmarks.run_benchmarks import main
+
     real_run_one, calls = runner.run_one, []
 
     def interrupted(*args, **kwargs):
@@ -202,6 +182,37 @@ def test_runner_tiny_phantom(tmp_path, monkeypatch):
     assert {"identity", "cidir", "sitk"} <= set(runs) and runs["cidir"]["metrics"] == run[
         "metrics"]
     assert "Incomplete: 3 of 4 planned runs" in doc.read_text()
+
+
+@pytest.mark.slow  # 35 s: the whole benchmark runner on tiny phantoms (both variants)
+def test_runner_tiny_phantom(tmp_path, monkeypatch):
+    from benchmarks.run_benchmarks import main
+
+    out, doc = tmp_path / "results", tmp_path / "benchmarks.md"
+    main(["--tiny", "--tasks", "phantom", "phantom-sliding", "brain2d", "--methods", "cidir",
+          "--no-baselines", "--shared-data", str(tmp_path / "absent"), "--out", str(out),
+          "--doc", str(doc)])
+    report = json.loads((out / "benchmarks-tiny.json").read_text())
+    run = _check_first_call(report, doc.read_text())
+
+    # --resume: the finished run is reused, not rerun; a task this call does not name is kept
+    main(["--tiny", "--resume", "--tasks", "brain2d", "--methods", "cidir", "--no-baselines",
+          "--shared-data", str(tmp_path / "absent"), "--out", str(out), "--doc", str(doc)])
+    kept = json.loads((out / "benchmarks-tiny.json").read_text())
+    assert kept["tasks"]["phantom"]["pairs"] == report["tasks"]["phantom"]["pairs"]
+    main(["--tiny", "--resume", "--tasks", "phantom", "--methods", "cidir", "sitk",
+          "--no-baselines", "--out", str(out), "--doc", str(doc)])
+    again = json.loads((out / "benchmarks-tiny.json").read_text())
+    assert again["reused_runs"] == 1
+    assert list(again["tasks"]) == ["phantom", "phantom-sliding", "brain2d"]
+    runs = again["tasks"]["phantom"]["pairs"]["small-seed0"]["runs"]
+    assert runs["cidir"]["reused"] and runs["cidir"]["metrics"] == run["metrics"]
+    assert runs["sitk"]["ok"] and not runs["sitk"].get("reused")
+    calls = again["calls"]
+    assert [(c["runs_done"], c["runs_reused"]) for c in calls] == [(2, 0), (0, 0), (1, 1)]
+    assert "--methods cidir sitk" in calls[-1]["command"] and calls[-1]["finished_utc"]
+    assert "come from 3 calls" in doc.read_text()
+    _check_interrupted_call(monkeypatch, out, doc, run)
 
     # a call naming other methods keeps the finished runs of the ones it does not name
     main(["--tiny", "--resume", "--tasks", "phantom", "--methods", "identity",

@@ -160,9 +160,11 @@ def test_a_failing_pair_is_recorded_and_the_others_go_on(capfd, pair_files, tmp_
     rows = [{**_row(pair_files, "bad"), "fixed": str(broken)}, _row(pair_files, "good")]
     manifest = _manifest(tmp_path / "m.csv", rows)
     out = tmp_path / "cohort"
-    assert main(["cohort", str(manifest), "--out", str(out), *OPTIONS]) == 1
+    loud = [o for o in OPTIONS if o != "--quiet"]  # a line per pair on stderr
+    assert main(["cohort", str(manifest), "--out", str(out), *loud]) == 1
     err = capfd.readouterr().err
     assert "pair bad failed" in err and "Traceback" not in err
+    assert "[1/2] bad: failed (" in err and "[2/2] good: ok (α " in err
     summary = json.loads((out / "cohort.json").read_text())
     assert [p["status"] for p in summary["pairs"]] == ["failed", "ok"]
     assert "broken.nii.gz" in summary["pairs"][0]["error"]

@@ -239,3 +239,22 @@ def test_dice_before_is_taken_in_world_space_across_grids(transform):
     worse = evaluate_transform(transform, ALPHA, fixed_labels=ball(FIXED),
                                moving_labels=shifted)
     assert worse.dice_before is not None and worse.dice_before < result.dice_before - 0.1
+
+
+def test_evaluation_with_a_precomputed_field_matches(transform):
+    """Labels warped through the dense field computed once give the same Dice as the
+    network evaluated again."""
+    from cidir.evaluation.at_alpha import evaluate_transform
+
+    w = FIXED.world_points() - FIXED.center
+    fixed = Image((np.linalg.norm(w, axis=1) < 7.0).reshape(FIXED.shape).astype(np.int32),
+                  FIXED, "fixed ball")
+    m = MOVING.world_points() - FIXED.center
+    moving = Image((np.linalg.norm(m * [1.1, 0.9, 1.0], axis=1) < 7.0).reshape(MOVING.shape)
+                   .astype(np.int32), MOVING, "moving ellipsoid")
+    direct = evaluate_transform(transform, ALPHA, fixed_labels=fixed, moving_labels=moving)
+    shared = evaluate_transform(transform, ALPHA, fixed_labels=fixed, moving_labels=moving,
+                                field=displacement_field(transform, ALPHA))
+    assert direct.dice is not None and 0.3 < direct.dice < 1.0
+    assert shared.dice == pytest.approx(direct.dice, abs=1e-3)
+    assert shared.folding_percent == direct.folding_percent

@@ -117,13 +117,14 @@ def evaluate(transform: ConditionedTransform, alpha: float, *,
              moving_points: World[np.ndarray] | None = None,
              moving_grid: Grid | None = None, fixed_labels: Image | None = None,
              moving_labels: Image | None = None, labels: Sequence[int] | None = None,
-             mask: np.ndarray | None = None) -> Evaluation:
+             mask: np.ndarray | None = None, field: np.ndarray | None = None) -> Evaluation:
     """TRE (snapped to ``moving_grid`` too when given), Dice, folding at α
-    (:func:`cidir.evaluation.evaluate_transform`)."""
+    (:func:`cidir.evaluation.evaluate_transform`; ``field``: the dense field at α if already
+    computed)."""
     return evaluate_transform(transform, alpha, fixed_points=fixed_points,
                               moving_points=moving_points, moving_grid=moving_grid,
                               fixed_labels=fixed_labels, moving_labels=moving_labels,
-                              labels=labels, mask=mask)
+                              labels=labels, mask=mask, field=field)
 
 
 def load_transform(run_dir: str, device: str | torch.device = "cpu") -> ConditionedTransform:

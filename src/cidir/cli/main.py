@@ -106,7 +106,9 @@ def _run_export(args: argparse.Namespace) -> Outcome:
     from cidir.runs import commands
 
     paths = commands.export_run(args.run, field=args.field, fmt=args.format,
-                                jacobian=args.jacobian, alpha=args.alpha, device=args.device)
+                                jacobian=args.jacobian, alpha=args.alpha,
+                                warp_only=args.warp_only, affine=args.affine,
+                                device=args.device)
     return Outcome("\n".join(f"wrote {p}" for p in paths), {"wrote": [str(p) for p in paths]})
 
 
@@ -164,28 +166,46 @@ def _run_dirlab(args: argparse.Namespace) -> Outcome:
     return Outcome(format_summary(summary), summary)
 
 
+def _pair_line(done: int, total: int, record: dict[str, Any]) -> str:
+    """``[k/N] id: status (α, Dice before → after, TRE before → after)`` or its error."""
+    figures = [f"α {record['alpha']:.3g}"] if record.get("alpha") is not None else []
+    if record.get("dice_after") is not None:
+        figures.append(f"Dice {record.get('dice_before') or float('nan'):.3f} → "
+                       f"{record['dice_after']:.3f}")
+    if record.get("tre_after_mm") is not None:
+        figures.append(f"TRE {record['tre_before_mm']:.2f} → {record['tre_after_mm']:.2f} mm")
+    detail = ", ".join(figures) if record["status"] != "failed" else record.get("error")
+    return f"[{done}/{total}] {record['id']}: {record['status']}" + (
+        f" ({detail})" if detail else "")
+
+
 def _run_cohort(args: argparse.Namespace) -> Outcome:
+    from tqdm.auto import tqdm
+
     from cidir.cohort import run_cohort
 
-    def progress(done: int, total: int, record: dict[str, Any]) -> None:
+    bars: list[Any] = []  # a progress bar over pairs (on a terminal), a line per pair
+
+    def progress(done: int, total: int, record: dict[str, Any] | None) -> None:
         if args.quiet:
             return
-        figures = [f"α {record['alpha']:.3g}"] if record.get("alpha") is not None else []
-        if record.get("dice_after") is not None:
-            figures.append(f"Dice {record.get('dice_before') or float('nan'):.3f} → "
-                           f"{record['dice_after']:.3f}")
-        if record.get("tre_after_mm") is not None:
-            figures.append(f"TRE {record['tre_before_mm']:.2f} → {record['tre_after_mm']:.2f}"
-                           " mm")
-        detail = ", ".join(figures) if record["status"] != "failed" else record.get("error")
-        print(f"[{done}/{total}] {record['id']}: {record['status']}"
-              + (f" ({detail})" if detail else ""), file=sys.stderr, flush=True)
+        if not bars:
+            bars.append(tqdm(total=total, desc="cohort", unit="pair", file=sys.stderr,
+                             disable=None))
+        if record is not None:
+            bars[0].write(_pair_line(done, total, record), file=sys.stderr)
+            bars[0].update(1)
 
     if args.ray_address and args.backend != "ray":
         raise InputError("--ray-address goes with --backend ray")
-    result = run_cohort(args.manifest, args.out, config_from_args(args), workers=args.workers,
-                        threads=args.threads, device=args.device, backend=args.backend,
-                        ray_address=args.ray_address, progress=progress)
+    try:
+        result = run_cohort(args.manifest, args.out, config_from_args(args),
+                            workers=args.workers, threads=args.threads, device=args.device,
+                            backend=args.backend, ray_address=args.ray_address,
+                            progress=progress)
+    finally:
+        for bar in bars:
+            bar.close()
     counts = {s: sum(r.get("status") == s for r in result.records)
               for s in ("ok", "reused", "failed")}
     summary = (f"cohort: {len(result.records)} pairs ("

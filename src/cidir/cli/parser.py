@@ -105,7 +105,8 @@ def _add_apply(sub: Subparsers) -> None:
 def _add_export(sub: Subparsers) -> None:
     from cidir.io.field_export import FORMATS
 
-    p = sub.add_parser("export", help="write the displacement field / Jacobian map",
+    p = sub.add_parser("export", help="write the displacement field / Jacobian map / affine "
+                                      "and warp apart",
                        description="Write the dense displacement field at α on the fixed grid "
                                    "(mm, LPS, fixed → moving, initial affine included) for "
                                    "ITK/Slicer (itk), ANTs (ants) or elastix/transformix "
@@ -119,6 +120,13 @@ def _add_export(sub: Subparsers) -> None:
     p.add_argument("--field", help="output field file (.nii.gz, .mha, ...; .txt for elastix)")
     p.add_argument("--format", default="itk", choices=FORMATS)
     p.add_argument("--jacobian", help="output Jacobian-determinant image")
+    p.add_argument("--warp-only", metavar="FIELD",
+                   help="output: the deformable part alone, u(x) in mm on the fixed grid "
+                        "(no initial affine), in --format itk or ants; with --affine, "
+                        "φ = affine ∘ warp, i.e. antsApplyTransforms -t WARP -t AFFINE")
+    p.add_argument("--affine", metavar="TRANSFORM",
+                   help="output: the initial affine as an ITK transform file (.mat for ANTs, "
+                        ".tfm / .txt, .h5); the identity when the fit had no --init")
     _alpha(p, "default: the selected α")
     _output(p)
     _device(p)

@@ -130,11 +130,14 @@ def _do_pair(task: PairTask, folder: Path, stamp: dict[str, Any]) -> dict[str, A
         alpha, alpha_source = selection.alpha, "label Dice"
         record["select_seconds"] = round(selection.seconds, 3)
     record.update(alpha=alpha, alpha_source=alpha_source)
-    commands.export_run(folder, field=str(folder / FIELD_NAME), alpha=alpha, device=task.device)
+    # the dense field is evaluated once: written, then used to warp the labels
+    field = commands.export_field(folder, str(folder / FIELD_NAME), alpha, device=task.device)
     evaluation = commands.evaluate_run(folder, alpha=alpha, fixed_points=p.get("fixed_points"),
                                        moving_points=p.get("moving_points"),
                                        fixed_labels=p.get("fixed_labels"),
-                                       moving_labels=p.get("moving_labels"), device=task.device)
+                                       moving_labels=p.get("moving_labels"), device=task.device,
+                                       field=field)
+    del field
     record.update(_evaluation_figures(evaluation))
     commands.report_run(folder, alpha=alpha, device=task.device)
     record["report"] = f"{task.id}/report.html"

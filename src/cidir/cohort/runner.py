@@ -34,7 +34,8 @@ from cidir.errors import FitInterrupted, InputError
 from cidir.io.outputs import check_output_folder
 from cidir.runtime import available_cores
 
-Progress = Callable[[int, int, dict[str, Any]], None]
+# (pairs done, pairs in all, the record just finished; None once at the start)
+Progress = Callable[[int, int, dict[str, Any] | None], None]
 
 
 @dataclass(frozen=True)
@@ -102,6 +103,8 @@ def run_cohort(manifest: str | Path, out: str | Path, config: RunConfig, *,
         if progress is not None:
             progress(len(records), len(tasks), record)
 
+    if progress is not None:
+        progress(0, len(tasks), None)
     threads = threads or max(1, available_cores() // min(workers, len(tasks)))
     if backend == "ray":
         from cidir.cohort.ray_backend import run_on_ray

@@ -57,10 +57,15 @@ def _evaluate(grid: Grid, transform: ConditionedTransform, chunk_size: int, widt
 
 
 def displacement_field(transform: ConditionedTransform, alpha: Alpha, grid: Grid | None = None,
-                       chunk_size: int = 131072) -> np.ndarray:
-    """φ(x) − x in world mm on ``grid`` (default: the fixed grid), shape grid.shape + (D,)."""
+                       chunk_size: int = 131072, with_affine: bool = True) -> np.ndarray:
+    """φ(x) − x in world mm on ``grid`` (default: the fixed grid), shape grid.shape + (D,).
+    ``with_affine=False``: the network's displacement u(x) alone, the warp W(x) = x + u(x)
+    of φ = A ∘ W (ANTs' ``-t warp -t affine``; identical when there is no initial affine)."""
     grid = grid or transform.grid
     a = transform.alpha_tensor(alpha)
+    if not with_affine:
+        return _evaluate(grid, transform, chunk_size, grid.ndim, np.float32,
+                         lambda x: transform.displacement(x, a).value)
     return _evaluate(grid, transform, chunk_size, grid.ndim, np.float32,
                      lambda x: transform.map_world(x, a) - x)
 

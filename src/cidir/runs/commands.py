@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from cidir.alignment.initial import write_transform
 from cidir.api import choose_alpha, evaluate
 from cidir.config import SelectionConfig
 from cidir.errors import InputError
@@ -207,26 +208,30 @@ def _check_ndim(image: Image, transform: ConditionedTransform, what: str) -> Non
 # ------------------------------------------------------------------------ export
 def export_run(run_dir: str | Path, *, field: str | None = None, fmt: str = "itk",
                jacobian: str | None = None, alpha: float | None = None,
+               warp_only: str | None = None, affine: str | None = None,
                device: str = "cpu") -> list[Path]:
-    """Write the displacement field (and/or the Jacobian-determinant map) at α."""
+    """Write at α the displacement field φ(x) − x, the Jacobian-determinant map, and/or φ's
+    two parts apart: the warp alone (u(x) on the fixed grid, ``warp_only``) and the initial
+    affine (an ITK transform file, ``affine``), so that φ = affine ∘ warp."""
     run = RunFolder(run_dir)
     run.require_trained()
-    if field is None and jacobian is None:
-        raise InputError("export: give --field and/or --jacobian")
+    if field is None and jacobian is None and warp_only is None and affine is None:
+        raise InputError("export: give --field, --jacobian, --warp-only and/or --affine")
     a = _alpha_for(run, alpha)
-    ndim = run.ndim()
-    if field is not None:
-        check_output_file(check_export_path(field, fmt), "--field")
-        check_image_output(field if fmt != "elastix" else elastix_field_path(field),
-                           "--field", ndim, "vector")
-    if jacobian is not None:
-        check_image_output(jacobian, "--jacobian", ndim, "float")
+    _check_export_outputs(run.ndim(), field, fmt, jacobian, warp_only, affine)
     transform = run.load_transform(resolve_device(device))
     meta = provenance(run, a)
     written = []
     if field is not None:
         written += write_displacement_field(displacement_field(transform, a), transform.grid,
                                             field, fmt, metadata=meta)
+    if warp_only is not None:
+        written += write_displacement_field(
+            displacement_field(transform, a, with_affine=False), transform.grid, warp_only,
+            fmt, metadata=meta)
+    if affine is not None:
+        write_transform(transform.init_matrix, affine)
+        written.append(Path(affine))
     if jacobian is not None:
         det = jacobian_determinant_map(transform, a)
         write_image(Image(det, transform.grid, "jacobian"), jacobian, metadata=meta)
@@ -234,13 +239,55 @@ def export_run(run_dir: str | Path, *, field: str | None = None, fmt: str = "itk
     return written
 
 
+def export_field(run_dir: str | Path, field: str, alpha: float,
+                 device: str = "cpu") -> np.ndarray:
+    """Write the ITK displacement field at α (like ``export --field``) and return it, so
+    that later steps (``evaluate_run(field=...)``) need not evaluate the network again."""
+    run = RunFolder(run_dir)
+    run.require_trained()
+    check_alpha(alpha, "alpha")
+    check_image_output(check_output_file(check_export_path(field, "itk"), "--field"),
+                       "--field", run.ndim(), "vector")
+    transform = run.load_transform(resolve_device(device))
+    array = displacement_field(transform, alpha)
+    write_displacement_field(array, transform.grid, field, "itk",
+                             metadata=provenance(run, alpha))
+    return array
+
+
+AFFINE_SUFFIXES = (".tfm", ".txt", ".mat", ".h5")
+
+
+def _check_export_outputs(ndim: int, field: str | None, fmt: str, jacobian: str | None,
+                          warp_only: str | None, affine: str | None) -> None:
+    """Every output path of ``export`` checked before any work (InputError naming it)."""
+    for path, option in ((field, "--field"), (warp_only, "--warp-only")):
+        if path is None:
+            continue
+        if option == "--warp-only" and fmt == "elastix":
+            raise InputError("--warp-only: the elastix format writes the whole transform; use "
+                             "--field with --format elastix, or --format itk / ants here")
+        check_output_file(check_export_path(path, fmt), option)
+        check_image_output(path if fmt != "elastix" else elastix_field_path(path), option,
+                           ndim, "vector")
+    if jacobian is not None:
+        check_image_output(jacobian, "--jacobian", ndim, "float")
+    if affine is not None:
+        if not str(affine).lower().endswith(AFFINE_SUFFIXES):
+            raise InputError(f"--affine {affine}: expected an ITK transform file name "
+                             f"({', '.join(AFFINE_SUFFIXES)}; .mat is ANTs' format)")
+        check_output_file(Path(affine), "--affine")
+
+
 # ---------------------------------------------------------------------- evaluate
 def evaluate_run(run_dir: str | Path, *, alpha: float | None = None,
                  fixed_points: str | None = None, moving_points: str | None = None,
                  fixed_labels: str | None = None, moving_labels: str | None = None,
                  labels: Sequence[int] | None = None, mask: str | None = None,
-                 out: str | None = None, device: str = "cpu") -> Evaluation:
-    """Evaluate at α and write ``out`` (default RUN/evaluation.json)."""
+                 out: str | None = None, device: str = "cpu",
+                 field: np.ndarray | None = None) -> Evaluation:
+    """Evaluate at α and write ``out`` (default RUN/evaluation.json). ``field``: the run's
+    dense field at that α, already computed (e.g. by :func:`export_field`)."""
     run = RunFolder(run_dir)
     run.require_trained()
     if (fixed_points is None) != (moving_points is None):
@@ -264,7 +311,7 @@ def evaluate_run(run_dir: str | Path, *, alpha: float | None = None,
         transform = run.load_transform(resolve_device(device))
         result = evaluate(transform, a, fixed_points=fp, moving_points=mp,
                           moving_grid=moving.grid, fixed_labels=fl, moving_labels=ml,
-                          labels=chosen, mask=m)
+                          labels=chosen, mask=m, field=field)
         record_evaluation(run, result, target)
     return result
 

@@ -54,11 +54,11 @@ def run_demo(out: str | Path, config: RunConfig, *, size: str = "small", seed: i
         commands.record_selection(run, selection, config.selection,
                                   fixed_labels=files["inhale_labels"],
                                   moving_labels=files["exhale_labels"])
+        field = displacement_field(fit.transform, selection.alpha)  # once: labels, error
         evaluation = evaluate(fit.transform, selection.alpha, fixed_points=fp,
                               moving_points=mp, moving_grid=fit.moving.grid, fixed_labels=fl,
-                              moving_labels=ml, labels=labels, mask=lungs)
+                              moving_labels=ml, labels=labels, mask=lungs, field=field)
         commands.record_evaluation(run, evaluation)
-        field = displacement_field(fit.transform, selection.alpha)
         t1 = time.perf_counter()
         report = commands.write_run_report(run, fit.transform, fit.fixed, fit.moving,
                                            fixed_labels=fl, moving_labels=ml)
