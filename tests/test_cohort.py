@@ -116,7 +116,8 @@ def test_cohort_runs_reuses_and_refits_only_what_changed(capfd, pair_files, tmp_
     image = read_image(pair_files["moving"])
     write_image(image, moving2)
     rows = [_row(pair_files, "p1"), {**_row(pair_files, "p2"), "moving": str(moving2)},
-            {**_row(pair_files, "p3", labels=False), "set": "training.iterations=10"}]
+            {**_row(pair_files, "p3", labels=False),
+             "set": "training.iterations=10; training.seed=7"}]
     manifest = _manifest(tmp_path / "m.csv", rows, list(rows[0]) + ["set"])
     out = tmp_path / "cohort"
     argv = ["cohort", str(manifest), "--out", str(out), *OPTIONS]
@@ -127,7 +128,7 @@ def test_cohort_runs_reuses_and_refits_only_what_changed(capfd, pair_files, tmp_
         for name in ("model.safetensors", "report.html", "field.nii.gz", "evaluation.json"):
             assert (out / ident / name).is_file(), (ident, name)
         config = RunConfig.load(out / ident / "config.toml")
-        assert config.training.seed == derive_seed(0, ident)
+        assert config.training.seed == derive_seed(7 if ident == "p3" else 0, ident)
     assert (out / "p1" / "selection.json").is_file() and not (out / "p3" / "selection.json"
                                                               ).exists()
     assert RunConfig.load(out / "p3" / "config.toml").training.iterations == 10

@@ -61,7 +61,7 @@ def plan_tasks(manifest: str | Path, out: str | Path, config: RunConfig,
 
 def _task(pair: PairSpec, config: RunConfig, out: Path, device: str) -> PairTask:
     pair_config = config.with_overrides(pair.overrides) if pair.overrides else config
-    seed = derive_seed(config.training.seed, pair.id)
+    seed = derive_seed(pair_config.training.seed, pair.id)  # a `set` seed reseeds the pair
     pair_config = pair_config.with_overrides({"training.seed": seed, "selection.seed": seed})
     return PairTask(pair.id, {k: (str(v) if v is not None else None)
                               for k, v in pair.paths.items()},
