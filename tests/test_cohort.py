@@ -190,6 +190,35 @@ def test_an_interrupted_pair_resumes_to_the_same_model(pair_files, tmp_path, mon
     assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
 
 
+def test_an_interrupted_cohort_reruns_only_the_unfinished_pair(pair_files, tmp_path,
+                                                               monkeypatch):
+    """Ctrl-C during the second pair's fit: the rerun reuses the first pair as it is and
+    resumes the second from its checkpoint."""
+    import cidir.runs.fit as fit_module
+
+    fits = []
+    interrupting = interrupt_at(12)
+
+    def second_fit_interrupted(*args, **kwargs):
+        fits.append(1)
+        return (interrupting if len(fits) == 2 else fit_module_stop)(*args, **kwargs)
+
+    fit_module_stop = fit_module.StopWhen
+    manifest = _manifest(tmp_path / "m.csv", [_row(pair_files, "p1"), _row(pair_files, "p2")])
+    out = tmp_path / "cohort"
+    argv = ["cohort", str(manifest), "--out", str(out), *OPTIONS]
+    with monkeypatch.context() as m:
+        m.setattr(fit_module, "StopWhen", second_fit_interrupted)
+        assert main(argv) == 130
+    first = (out / "p1" / "model.safetensors").read_bytes()
+    assert not (out / "p2" / "model.safetensors").exists()
+    assert main(argv) == 0
+    summary = json.loads((out / "cohort.json").read_text())
+    assert [p["status"] for p in summary["pairs"]] == ["reused", "ok"]
+    assert summary["pairs"][1]["fit"] == "resumed"
+    assert (out / "p1" / "model.safetensors").read_bytes() == first
+
+
 @pytest.mark.slow  # ~40 s: two spawned workers import torch
 def test_local_pool_equals_inline(pair_files, tmp_path):
     """Two workers (one thread each) give the same models as the pairs run inline."""
