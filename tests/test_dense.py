@@ -258,3 +258,6 @@ def test_evaluation_with_a_precomputed_field_matches(transform):
     assert direct.dice is not None and 0.3 < direct.dice < 1.0
     assert shared.dice == pytest.approx(direct.dice, abs=1e-3)
     assert shared.folding_percent == direct.folding_percent
+    with pytest.raises(ValueError, match="field"):
+        evaluate_transform(transform, ALPHA, fixed_labels=fixed, moving_labels=moving,
+                           field=np.zeros((3, 3, 3, 3), np.float32))

@@ -82,6 +82,10 @@ def evaluate_transform(transform: ConditionedTransform, alpha: float, *,
     (inside ``mask``, else the whole fixed grid) at α. ``field``: φ(x) − x at α on the fixed
     grid, already computed (:func:`~cidir.fields.displacement_field`), to warp the labels
     without evaluating the network again."""
+    expected = transform.grid.shape + (transform.ndim,)
+    if field is not None and np.shape(field) != expected:
+        raise ValueError(f"field: expected shape {expected} (the fixed grid's), found "
+                         f"{np.shape(field)}")
     tre_before = tre_after = None
     if fixed_points is not None and moving_points is not None:
         tre_before = tre_summary(fixed_points, moving_points, moving_grid)
