@@ -12,6 +12,7 @@ import json
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from cidir.cli.config_options import config_from_args
@@ -98,7 +99,8 @@ def _run_apply(args: argparse.Namespace) -> Outcome:
     from cidir.runs import commands
 
     path = commands.apply_run(args.run, args.out, alpha=args.alpha, image=args.image,
-                              labels=args.labels, points=args.points, device=args.device)
+                              labels=args.labels, points=args.points, inverse=args.inverse,
+                              device=args.device)
     return Outcome(f"wrote {path}", {"wrote": [str(path)]})
 
 
@@ -108,8 +110,17 @@ def _run_export(args: argparse.Namespace) -> Outcome:
     paths = commands.export_run(args.run, field=args.field, fmt=args.format,
                                 jacobian=args.jacobian, alpha=args.alpha,
                                 warp_only=args.warp_only, affine=args.affine,
-                                device=args.device)
-    return Outcome("\n".join(f"wrote {p}" for p in paths), {"wrote": [str(p) for p in paths]})
+                                inverse_field=args.inverse_field, device=args.device)
+    lines = [f"wrote {p}" for p in paths]
+    data: dict[str, Any] = {"wrote": [str(p) for p in paths]}
+    if args.inverse_field:
+        inverse = json.loads((Path(args.run) / "inverse.json").read_text(encoding="utf-8"))
+        c = inverse["inverse_consistency"]
+        lines.append(f"inverse consistency ‖φ⁻¹(φ(x)) − x‖ in the "
+                     f"{inverse['inverse_consistency_region']}: mean {c['mean_mm']:.3g} mm, "
+                     f"95th percentile {c['p95_mm']:.3g} mm, max {c['max_mm']:.3g} mm")
+        data["inverse"] = inverse
+    return Outcome("\n".join(lines), data)
 
 
 def _run_evaluate(args: argparse.Namespace) -> Outcome:

@@ -95,7 +95,10 @@ def _add_apply(sub: Subparsers) -> None:
     what.add_argument("--image", help="image in moving space")
     what.add_argument("--labels", help="label map in moving space")
     what.add_argument("--points", help="points in fixed space (csv, fcsv, mrk.json, elastix, "
-                                       "DIR-LAB *_xyz.txt)")
+                                       "DIR-LAB *_xyz.txt); moving space with --inverse")
+    p.add_argument("--inverse", action="store_true",
+                   help="with --points: map moving-space points to fixed space by φ⁻¹ "
+                        "(fixed-point iteration on the trained network)")
     p.add_argument("--out", required=True, help="output file (format by extension)")
     _alpha(p, "default: the selected α")
     _output(p)
@@ -127,6 +130,11 @@ def _add_export(sub: Subparsers) -> None:
     p.add_argument("--affine", metavar="TRANSFORM",
                    help="output: the initial affine as an ITK transform file (.mat for ANTs, "
                         ".tfm / .txt, .h5); the identity when the fit had no --init")
+    p.add_argument("--inverse-field", metavar="FIELD",
+                   help="output: φ⁻¹(y) − y on the moving grid (mm, LPS, moving → fixed), in "
+                        "--format itk or ants; writes RUN/inverse.json with the fixed-point "
+                        "residual and the inverse-consistency error ‖φ⁻¹(φ(x)) − x‖ (mean, "
+                        "95th percentile, max; inside the fixed mask)")
     _alpha(p, "default: the selected α")
     _output(p)
     _device(p)

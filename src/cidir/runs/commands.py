@@ -48,6 +48,7 @@ from cidir.io.landmarks import check_pairs, read_points, write_points
 from cidir.io.outputs import check_image_output, check_output_file, check_points_output
 from cidir.runs.fit import FitRun, fit_run, machine_info, resume_run
 from cidir.runs.folder import RunFolder
+from cidir.runs.inverse import apply_inverse_points, export_inverse
 from cidir.runtime import resolve_device
 from cidir.selection import SelectionResult
 
@@ -170,13 +171,16 @@ def _alpha_for(run: RunFolder, alpha: float | None) -> float:
 # ------------------------------------------------------------------------- apply
 def apply_run(run_dir: str | Path, out: str | Path, *, alpha: float | None = None,
               image: str | None = None, labels: str | None = None, points: str | None = None,
-              device: str = "cpu") -> Path:
+              inverse: bool = False, device: str = "cpu") -> Path:
     """Warp a moving-space image (linear) or label map (nearest) onto the fixed grid, or map
-    fixed-space points to moving space; writes ``out``."""
+    fixed-space points to moving space (``inverse``: moving-space points to fixed space by
+    φ⁻¹); writes ``out``."""
     run = RunFolder(run_dir)
     run.require_trained()
     if sum(x is not None for x in (image, labels, points)) != 1:
         raise InputError("apply: give exactly one of --image, --labels, --points")
+    if inverse and points is None:
+        raise InputError("--inverse goes with --points (moving points → fixed space)")
     a = _alpha_for(run, alpha)
     ndim = run.ndim()
     if points is not None:
@@ -193,6 +197,8 @@ def apply_run(run_dir: str | Path, out: str | Path, *, alpha: float | None = Non
         lab = read_label_map(labels, "--labels")
         _check_ndim(lab, transform, "--labels")
         write_image(warp_labels(transform, lab, a), out, dtype=np.int32, metadata=meta)
+    elif inverse:
+        apply_inverse_points(run, transform, a, str(points), out)
     else:
         pts = read_points(points, transform.grid, "--points")
         write_points(out, transform.map_points(pts, a), grid=transform.grid)
@@ -209,16 +215,18 @@ def _check_ndim(image: Image, transform: ConditionedTransform, what: str) -> Non
 def export_run(run_dir: str | Path, *, field: str | None = None, fmt: str = "itk",
                jacobian: str | None = None, alpha: float | None = None,
                warp_only: str | None = None, affine: str | None = None,
-               device: str = "cpu") -> list[Path]:
+               inverse_field: str | None = None, device: str = "cpu") -> list[Path]:
     """Write at α the displacement field φ(x) − x, the Jacobian-determinant map, and/or φ's
     two parts apart: the warp alone (u(x) on the fixed grid, ``warp_only``) and the initial
-    affine (an ITK transform file, ``affine``), so that φ = affine ∘ warp."""
+    affine (an ITK transform file, ``affine``), so that φ = affine ∘ warp; and φ⁻¹ − id on
+    the moving grid (``inverse_field``, with RUN/inverse.json, :mod:`cidir.runs.inverse`)."""
     run = RunFolder(run_dir)
     run.require_trained()
-    if field is None and jacobian is None and warp_only is None and affine is None:
-        raise InputError("export: give --field, --jacobian, --warp-only and/or --affine")
+    if all(x is None for x in (field, jacobian, warp_only, affine, inverse_field)):
+        raise InputError("export: give --field, --jacobian, --warp-only, --affine and/or "
+                         "--inverse-field")
     a = _alpha_for(run, alpha)
-    _check_export_outputs(run.ndim(), field, fmt, jacobian, warp_only, affine)
+    _check_export_outputs(run.ndim(), field, fmt, jacobian, warp_only, affine, inverse_field)
     transform = run.load_transform(resolve_device(device))
     meta = provenance(run, a)
     written = []
@@ -232,6 +240,8 @@ def export_run(run_dir: str | Path, *, field: str | None = None, fmt: str = "itk
     if affine is not None:
         write_transform(transform.init_matrix, affine)
         written.append(Path(affine))
+    if inverse_field is not None:
+        written += export_inverse(run, transform, a, inverse_field, fmt, meta)
     if jacobian is not None:
         det = jacobian_determinant_map(transform, a)
         write_image(Image(det, transform.grid, "jacobian"), jacobian, metadata=meta)
@@ -259,14 +269,17 @@ AFFINE_SUFFIXES = (".tfm", ".txt", ".mat", ".h5")
 
 
 def _check_export_outputs(ndim: int, field: str | None, fmt: str, jacobian: str | None,
-                          warp_only: str | None, affine: str | None) -> None:
+                          warp_only: str | None, affine: str | None,
+                          inverse_field: str | None) -> None:
     """Every output path of ``export`` checked before any work (InputError naming it)."""
-    for path, option in ((field, "--field"), (warp_only, "--warp-only")):
+    for path, option in ((field, "--field"), (warp_only, "--warp-only"),
+                         (inverse_field, "--inverse-field")):
         if path is None:
             continue
-        if option == "--warp-only" and fmt == "elastix":
-            raise InputError("--warp-only: the elastix format writes the whole transform; use "
-                             "--field with --format elastix, or --format itk / ants here")
+        if option != "--field" and fmt == "elastix":
+            raise InputError(f"{option}: the elastix format writes the whole forward "
+                             "transform; use --field with --format elastix, or --format itk "
+                             "/ ants here")
         check_output_file(check_export_path(path, fmt), option)
         check_image_output(path if fmt != "elastix" else elastix_field_path(path), option,
                            ndim, "vector")
