@@ -63,11 +63,11 @@ def displacement_field(transform: ConditionedTransform, alpha: Alpha, grid: Grid
     of φ = A ∘ W (ANTs' ``-t warp -t affine``; identical when there is no initial affine)."""
     grid = grid or transform.grid
     a = transform.alpha_tensor(alpha)
-    if not with_affine:
-        return _evaluate(grid, transform, chunk_size, grid.ndim, np.float32,
-                         lambda x: transform.displacement(x, a).value)
-    return _evaluate(grid, transform, chunk_size, grid.ndim, np.float32,
-                     lambda x: transform.map_world(x, a) - x)
+
+    def field(x: torch.Tensor) -> torch.Tensor:
+        return transform.map_world(x, a) - x if with_affine else transform.displacement(x, a).value
+
+    return _evaluate(grid, transform, chunk_size, grid.ndim, np.float32, field)
 
 
 def jacobian_determinant_map(transform: ConditionedTransform, alpha: Alpha,

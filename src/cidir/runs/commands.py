@@ -256,8 +256,7 @@ def export_field(run_dir: str | Path, field: str, alpha: float,
     run = RunFolder(run_dir)
     run.require_trained()
     check_alpha(alpha, "alpha")
-    check_image_output(check_output_file(check_export_path(field, "itk"), "--field"),
-                       "--field", run.ndim(), "vector")
+    _check_export_outputs(run.ndim(), field, "itk", None, None, None, None)
     transform = run.load_transform(resolve_device(device))
     array = displacement_field(transform, alpha)
     write_displacement_field(array, transform.grid, field, "itk",
