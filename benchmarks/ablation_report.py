@@ -53,11 +53,17 @@ def table(report: dict, variants: dict[str, tuple[str, dict]]) -> str:
 
 
 def write_table(report: dict, variants: dict[str, tuple[str, dict]], doc: Path) -> None:
-    """Replace the text between the markers of ``doc`` (appended with them if absent)."""
+    """The ablation table between the ``ablation`` markers of ``doc``."""
+    write_block(doc, START, END, table(report, variants))
+
+
+def write_block(doc: Path, start: str, end: str, body: str) -> None:
+    """Replace the text between the markers ``start`` and ``end`` of ``doc`` by ``body``
+    (appended with the markers if they are absent)."""
     text = doc.read_text(encoding="utf-8") if doc.is_file() else ""
-    block = f"{START}\n{table(report, variants)}\n{END}"
-    if START in text and END in text:
-        text = text[: text.index(START)] + block + text[text.index(END) + len(END):]
+    block = f"{start}\n{body}\n{end}"
+    if start in text and end in text:
+        text = text[: text.index(start)] + block + text[text.index(end) + len(end):]
     else:
         text = text.rstrip() + "\n\n" + block + "\n"
     doc.write_text(text, encoding="utf-8")

@@ -62,15 +62,17 @@ def test_fit_dimension_mismatch(capsys, cli_files, tmp_path):
     assert not out.exists()
 
 
-def test_fit_mask_on_other_grid(capsys, cli_files, tmp_path):
+def test_fit_mask_outside_its_image(capsys, cli_files, tmp_path):
+    """A mask on another grid is resampled (tests/test_apply_options.py), one that does not
+    overlap its image at all is refused."""
     mask = sitk.ReadImage(str(cli_files["mask"]))
-    mask.SetOrigin([o + 7.0 for o in mask.GetOrigin()])
+    mask.SetOrigin([o + 500.0 for o in mask.GetOrigin()])
     path = tmp_path / "shifted_mask.nii.gz"
     sitk.WriteImage(mask, str(path))
     out = tmp_path / "run"
     _expect_error(capsys, ["fit", str(cli_files["fixed"]), str(cli_files["moving"]), "--out",
                            str(out),
-                           "--fixed-mask", str(path), *TINY], "shifted_mask")
+                           "--fixed-mask", str(path), *TINY], "shifted_mask", "entirely outside")
     assert not out.exists()
 
 
@@ -127,13 +129,16 @@ def test_select_no_common_label(capsys, cli_files, cli_run, tmp_path):
     assert (cli_run / "selection.json").read_bytes() == before
 
 
-def test_select_labels_on_other_grid(capsys, cli_files, cli_run, tmp_path):
+def test_select_labels_outside_their_image(capsys, cli_files, cli_run, tmp_path):
     labels = sitk.ReadImage(str(cli_files["fixed_labels"]))
-    labels.SetSpacing([s * 1.5 for s in labels.GetSpacing()])
-    path = tmp_path / "stretched.nii.gz"
+    labels.SetOrigin([o - 500.0 for o in labels.GetOrigin()])
+    path = tmp_path / "far.nii.gz"
     sitk.WriteImage(labels, str(path))
+    before = (cli_run / "selection.json").read_bytes()
     _expect_error(capsys, ["select", str(cli_run), "--fixed-labels", str(path),
-                           "--moving-labels", str(cli_files["moving_labels"])], "stretched")
+                           "--moving-labels", str(cli_files["moving_labels"])], "far.nii.gz",
+                  "entirely outside")
+    assert (cli_run / "selection.json").read_bytes() == before
 
 
 def test_malformed_landmarks(capsys, cli_files, cli_run, tmp_path):

@@ -119,7 +119,7 @@ def test_wrong_types_raise(text, key):
         ({"model.omega_first": -30.0}, "model.omega_first"),
         ({"model.output_init_scale": -1e-3}, "model.output_init_scale"),
         ({"objective.regularizer_fraction": 0.0}, "objective.regularizer_fraction"),
-        ({"objective.similarity": "mi"}, "objective.similarity"),
+        ({"objective.similarity": "ssd"}, "objective.similarity"),
         ({"objective.hyperelastic_area": -1.0}, "objective.hyperelastic_area"),
         ({"objective.regularizers": [{"name": "tv"}]}, "objective.regularizers.name"),
         ({"objective.regularizers": [{"mapping": "cubic"}]}, "objective.regularizers.mapping"),

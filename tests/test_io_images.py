@@ -263,18 +263,53 @@ def test_label_map_negative(tmp_path):
 
 
 def test_grid_mismatch(tmp_path):
+    """A map entirely outside its image's grid is refused; 2D against 3D too."""
     image = make_image(3)
     write_image(image.with_array(np.ones(image.grid.shape, np.uint8)), tmp_path / "m.nii.gz")
     shifted = Grid(image.grid.size, image.grid.spacing, (0.0, 0.0, 0.0), image.grid.direction)
-    with pytest.raises(InputError, match=r"lung mask .*expected the reference grid") as err:
+    with pytest.raises(InputError, match=r"lung mask .*m.nii.gz.*entirely outside") as err:
         read_mask(tmp_path / "m.nii.gz", what="lung mask", reference=shifted)
     assert shifted.describe() in str(err.value)
     with pytest.raises(InputError, match="labels"):
         read_label_map(tmp_path / "m.nii.gz", reference=shifted)
+    with pytest.raises(InputError, match="expected a 2D map"):
+        read_mask(tmp_path / "m.nii.gz", reference=make_grid(2))
+    with pytest.raises(InputError, match="expected the reference grid"):
+        check_same_grid(read_mask(tmp_path / "m.nii.gz"), shifted, "mask")
     # within tolerance: fine
     near = Grid(image.grid.size, image.grid.spacing,
                 tuple(np.add(image.grid.origin, 5e-4)), image.grid.direction)
     check_same_grid(read_mask(tmp_path / "m.nii.gz"), near, "mask")
+
+
+def test_map_on_another_grid_is_resampled(tmp_path, caplog):
+    """A label map / mask on another grid overlapping its image's is resampled onto it
+    (nearest, world space, 0 outside) with a warning naming the file and both grids."""
+    grid = Grid((8, 6, 4), (2.0, 2.0, 3.0), (10.0, -5.0, 2.0), rotation(3))
+    labels = np.arange(grid.num_voxels, dtype=np.int32).reshape(grid.shape) % 7
+    write_image(Image(labels, grid), tmp_path / "l.nii.gz")
+    # the image's grid: half the spacing, its voxels on the map's and halfway between them,
+    # shifted by two map voxels along x (so part of it lies outside the map)
+    fine = Grid((15, 11, 7), (1.0, 1.0, 1.5), tuple(grid.voxel_to_world(np.array([2.0, 0, 0]))),
+                grid.direction)
+    with caplog.at_level("WARNING", logger="cidir"):
+        out = read_label_map(tmp_path / "l.nii.gz", "fixed labels", reference=fine)
+    assert out.grid == fine and out.array.dtype == np.int32
+    np.testing.assert_array_equal(out.array[::2, ::2, :-4:2], labels[:, :, 2:])
+    assert (out.array[:, :, -3:] == 0).all()  # beyond the map's last voxel (+ half a voxel)
+    message = caplog.records[-1].getMessage()
+    assert "l.nii.gz" in message and "resampled" in message
+    assert grid.describe() in message and fine.describe() in message
+    write_image(Image((labels == 3).astype(np.uint8), grid), tmp_path / "m.nii.gz")
+    mask = read_mask(tmp_path / "m.nii.gz", reference=fine)
+    assert mask.array.dtype == bool
+    np.testing.assert_array_equal(mask.array[::2, ::2, :-4:2], labels[:, :, 2:] == 3)
+    # same grid within 1e-3 mm: unchanged, no warning
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="cidir"):
+        same = read_label_map(tmp_path / "l.nii.gz", reference=Grid(
+            grid.size, grid.spacing, tuple(np.add(grid.origin, 5e-4)), grid.direction))
+    assert not caplog.records and same.grid.same_as(grid, atol=1e-6)
 
 
 def test_empty_mask(tmp_path):

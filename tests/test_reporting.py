@@ -41,7 +41,8 @@ def trained(request):
 
 
 def _referenced_pngs(text: str) -> list[str]:
-    return re.findall(r"src=[\"']report/([^\"']+)[\"']", text)
+    """The figures on the page: each embedded (data: URI) and linked to report/NAME."""
+    return re.findall(r"href=[\"']report/([^\"']+)[\"']><img src=[\"']data:image/png", text)
 
 
 def _check_pngs(run_dir, names):

@@ -180,4 +180,4 @@ def test_tiny_options_train_without_periodic_checkpoints(files, tmp_path):
     out = tmp_path / "run"
     assert main(fit_args(files, out)) == 0
     assert sorted(p.name for p in out.iterdir()) == [
-        "config.toml", "inputs.json", "loss.csv", "metrics.json", "model.safetensors"]
+        "config.toml", "fit.log", "inputs.json", "loss.csv", "metrics.json", "model.safetensors"]

@@ -147,7 +147,8 @@ class ObjectiveConfig(_Validated):
     every term whose mapping is not ``constant`` are then multiples of that pair's λ_b.
     """
 
-    similarity: str = "ncc"
+    similarity: str = "ncc"  # ncc (global), mse, or mi (Parzen mutual information)
+    mi_bins: int = 32  # histogram bins of each image for similarity "mi" (see docs)
     # bending over five decades around the pair's λ_b (calibration "pilot"), and a constant
     # guard against folding (see docs/method-choices.md for the measurements)
     regularizers: tuple[RegularizerTerm, ...] = (
@@ -165,6 +166,9 @@ class ObjectiveConfig(_Validated):
         _choice("objective.similarity", self.similarity, SIMILARITIES)
         _choice("objective.calibration", self.calibration, CALIBRATIONS)
         _positive_int("objective.calibration_iterations", self.calibration_iterations)
+        if self.mi_bins < 4:
+            raise InputError(f"objective.mi_bins: expected an integer >= 4, found "
+                             f"{self.mi_bins}")
         for term in self.regularizers:
             if not isinstance(term, RegularizerTerm):
                 raise InputError(f"objective.regularizers: expected regularizer terms, found "

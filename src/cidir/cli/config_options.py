@@ -25,6 +25,7 @@ from cidir.config import (
     TrainingConfig,
     tomllib,
 )
+from cidir.config_help import CHOICES, option_help
 from cidir.errors import InputError
 
 SECTIONS = {
@@ -58,28 +59,41 @@ def add_config_options(parser: argparse.ArgumentParser, sections: tuple[str, ...
         hints = typing.get_type_hints(cls)
         defaults = cls()
         for f in dataclasses.fields(cls):
-            hint = hints[f.name]
-            flag = f"--{section}-{f.name.replace('_', '-')}"
-            default = getattr(defaults, f.name)
-            doc = f"default {default}"
-            if f.name == "regularizers":
-                group.add_argument(
-                    "--regularizer", dest=_dest(section, f.name), action="append",
-                    metavar="NAME:LMIN:LMAX[:MAPPING[:INDEX]]",
-                    help="a regularizer and its weight range (repeatable; replaces the list); "
-                         f"NAME {'|'.join(REGULARIZERS)}, MAPPING {'|'.join(MAPPINGS)}; "
-                         "default "
-                         + ", ".join(f"{t.name}:{t.lambda_min:g}:{t.lambda_max:g}:{t.mapping}"
-                                     for t in default))
-            elif hint is bool:
-                group.add_argument(flag, dest=_dest(section, f.name),
-                                   action=argparse.BooleanOptionalAction, default=None, help=doc)
-            elif typing.get_origin(hint) is tuple:
-                group.add_argument(flag, dest=_dest(section, f.name), metavar="N,N,...",
-                                   help=f"comma-separated; {doc}")
-            else:
-                group.add_argument(flag, dest=_dest(section, f.name), type=hint, default=None,
-                                   metavar=hint.__name__.upper(), help=doc)
+            _add_field_option(group, section, f.name, hints[f.name], getattr(defaults, f.name))
+
+
+def _add_field_option(group: argparse._ArgumentGroup, section: str, name: str, hint: Any,
+                      default: Any) -> None:
+    """``--section-name`` for one config field, its help from :mod:`cidir.config_help`."""
+    key, flag, dest = f"{section}.{name}", f"--{section}-{name.replace('_', '-')}", \
+        _dest(section, name)
+    if name == "regularizers":
+        group.add_argument(
+            "--regularizer", dest=dest, action="append",
+            metavar="NAME:LMIN:LMAX[:MAPPING[:INDEX]]",
+            help="a regularizer and its weight range λ(α) (repeatable; replaces the list); "
+                 f"NAME one of {', '.join(REGULARIZERS)}; MAPPING one of "
+                 f"{', '.join(MAPPINGS)} (log: λ = LMIN·(LMAX/LMIN)^α, linear: λ = LMAX·α, "
+                 "constant: λ = LMAX); INDEX: the entry of α driving it (default 0); λ in "
+                 "units of the pair's λ_b when objective.calibration is pilot; default "
+                 + ", ".join(f"{t.name}:{t.lambda_min:g}:{t.lambda_max:g}:{t.mapping}"
+                             for t in default))
+    elif hint is bool:
+        group.add_argument(flag, dest=dest, action=argparse.BooleanOptionalAction,
+                           default=None, help=_escaped(option_help(key, default)))
+    elif typing.get_origin(hint) is tuple:
+        group.add_argument(flag, dest=dest, metavar="N,N,...",
+                           help=_escaped("comma-separated; " + option_help(key, default)))
+    else:
+        group.add_argument(flag, dest=dest, type=hint, default=None,
+                           choices=CHOICES.get(key),
+                           metavar=None if key in CHOICES else hint.__name__.upper(),
+                           help=_escaped(option_help(key, default)))
+
+
+def _escaped(text: str) -> str:
+    """argparse formats help with %: a literal % is written %%."""
+    return text.replace("%", "%%")
 
 
 def parse_regularizer(text: str) -> dict[str, Any]:

@@ -8,9 +8,11 @@ options generated from the config dataclasses (:mod:`cidir.cli.config_options`).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -96,11 +98,12 @@ def _run_select(args: argparse.Namespace) -> Outcome:
 
 
 def _run_apply(args: argparse.Namespace) -> Outcome:
-    from cidir.runs import commands
+    from cidir.runs.apply import apply_run
 
-    path = commands.apply_run(args.run, args.out, alpha=args.alpha, image=args.image,
-                              labels=args.labels, points=args.points, inverse=args.inverse,
-                              device=args.device)
+    path = apply_run(args.run, args.out, alpha=args.alpha, image=args.image,
+                     labels=args.labels, points=args.points, inverse=args.inverse,
+                     reference=args.reference, interpolation=args.interpolation,
+                     default_value=args.default_value, device=args.device)
     return Outcome(f"wrote {path}", {"wrote": [str(path)]})
 
 
@@ -248,6 +251,38 @@ def _show(args: argparse.Namespace, outcome: Outcome) -> None:
         print(json.dumps(outcome.data, indent=2, default=str))
 
 
+class _PlainWarnings(logging.Formatter):
+    """``warning: message``, as the commands' own warnings read (without -v)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return f"{record.levelname.lower()}: {record.getMessage()}"
+
+
+@contextlib.contextmanager
+def _console_logging(verbosity: int) -> Iterator[None]:
+    """The ``cidir`` logger on stderr while a command runs: warnings only by default, INFO
+    with -v, DEBUG with -vv (the records do not go on to the root logger); put back after."""
+    from cidir.runs.fit_log import DATE_FORMAT, FORMAT, LOGGER, not_echoed
+
+    logger = logging.getLogger(LOGGER)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter(FORMAT, DATE_FORMAT) if verbosity else
+                         _PlainWarnings())
+    handler.addFilter(not_echoed)  # errors and interruptions: the CLI states them itself
+    level = {0: logging.WARNING, 1: logging.INFO}.get(verbosity, logging.DEBUG)
+    handler.setLevel(level)
+    saved = logger.level, logger.propagate
+    logger.addHandler(handler)
+    logger.setLevel(min(level, logging.INFO))  # INFO reaches RUN/fit.log
+    logger.propagate = False
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(saved[0])
+        logger.propagate = saved[1]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -262,7 +297,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     shown = sitk.ProcessObject.GetGlobalWarningDisplay()
     sitk.ProcessObject.SetGlobalWarningDisplay(False)
     try:
-        outcome = run_command(args)
+        with _console_logging(getattr(args, "verbose", 0)):
+            outcome = run_command(args)
     except InputError as exc:
         message = " ".join(str(exc).split())
         print(f"cidir {args.command}: error: {message}", file=sys.stderr)

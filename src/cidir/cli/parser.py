@@ -13,6 +13,9 @@ from cidir.config import CRITERIA
 Subparsers = argparse._SubParsersAction
 
 EPILOG = "Frames: images and fields in world mm (LPS); fields map fixed → moving."
+RUN_HELP = "run folder written by cidir fit (holds model.safetensors)"
+SIZE_HELP = ("phantom grid: small 128×96×52 voxels of 2.6×2.6×5 mm, dirlab 256×256×100 of "
+             "1.25×1.25×2.5 mm (a DIR-LAB case's size)")
 
 
 def _device(p: argparse.ArgumentParser) -> None:
@@ -24,13 +27,18 @@ def _device(p: argparse.ArgumentParser) -> None:
 
 
 def _output(p: argparse.ArgumentParser, progress: bool = False) -> None:
-    """--json and --quiet: one output style for every command."""
+    """--json, --quiet and -v: one output style for every command."""
     p.add_argument("--json", action="store_true",
                    help="print the result as JSON on stdout (the human summary goes to "
                         "stderr either way)")
-    p.add_argument("--quiet", action="store_true",
-                   help="no summary" + (" and no progress bar" if progress else "")
-                        + " (warnings and errors still go to stderr)")
+    loud = p.add_mutually_exclusive_group()
+    loud.add_argument("--quiet", action="store_true",
+                      help="no summary" + (" and no progress" if progress else "")
+                           + " (warnings and errors still go to stderr)")
+    loud.add_argument("-v", "--verbose", action="count", default=0,
+                      help="log what is done on stderr, with times (-v: steps, the fit's "
+                           "loss every 1/20 of the iterations, as in RUN/fit.log; -vv: "
+                           "also debugging detail)")
 
 
 def _alpha(p: argparse.ArgumentParser, default_text: str) -> None:
@@ -47,7 +55,7 @@ def _add_fit(sub: Subparsers) -> None:
                                    "--resume RUN continues from.", epilog=EPILOG)
     p.add_argument("fixed", nargs="?", help="fixed image (NIfTI, MHA, NRRD, or a DICOM series "
                                             "folder)")
-    p.add_argument("moving", nargs="?", help="moving image")
+    p.add_argument("moving", nargs="?", help="moving image (any of the fixed image's formats)")
     p.add_argument("--out", metavar="RUN", help="run folder to write (required unless --resume)")
     p.add_argument("--resume", metavar="RUN", help="continue the interrupted fit in RUN from its "
                                                    "checkpoint, with its recorded inputs "
@@ -71,7 +79,7 @@ def _add_select(sub: Subparsers) -> None:
                                    "fixed labels (and TRE when points are given); choose the "
                                    "best. Writes RUN/alpha_table.csv and RUN/selection.json.",
                        epilog=EPILOG)
-    p.add_argument("run", metavar="RUN")
+    p.add_argument("run", metavar="RUN", help=RUN_HELP)
     p.add_argument("--fixed-labels", required=True, help="label map on the fixed grid")
     p.add_argument("--moving-labels", required=True, help="label map on the moving grid")
     p.add_argument("--labels", type=label_list, help="labels to use, e.g. 1,2 (default: common)")
@@ -86,11 +94,20 @@ def _add_select(sub: Subparsers) -> None:
 
 
 def _add_apply(sub: Subparsers) -> None:
+    from cidir.fields import INTERPOLATIONS
+
     p = sub.add_parser("apply", help="warp an image / label map, or map points",
                        description="Warp a moving-space image (linear) or label map (nearest) "
-                                   "onto the fixed grid, or map fixed-space points to moving "
-                                   "space, at α.", epilog=EPILOG)
-    p.add_argument("run", metavar="RUN")
+                                   "onto the fixed grid or the grid of --reference, or map "
+                                   "fixed-space points to moving space, at α (like "
+                                   "antsApplyTransforms). φ is evaluated at the world "
+                                   "positions of the output's voxels; outside the fixed "
+                                   "image's domain, where the network was not trained, the "
+                                   "deformation is taken as 0 (φ is the initial affine alone, "
+                                   "the identity without --init), as antsApplyTransforms "
+                                   "treats a displacement field outside its grid.",
+                       epilog=EPILOG)
+    p.add_argument("run", metavar="RUN", help=RUN_HELP)
     what = p.add_mutually_exclusive_group(required=True)
     what.add_argument("--image", help="image in moving space")
     what.add_argument("--labels", help="label map in moving space")
@@ -100,6 +117,19 @@ def _add_apply(sub: Subparsers) -> None:
                    help="with --points: map moving-space points to fixed space by φ⁻¹ "
                         "(fixed-point iteration on the trained network)")
     p.add_argument("--out", required=True, help="output file (format by extension)")
+    p.add_argument("--reference", metavar="IMAGE",
+                   help="with --image / --labels: write the output on this image's grid "
+                        "(size, spacing in mm, origin in mm LPS, direction; its voxel values "
+                        "are not used) instead of the fixed grid (default: the fixed grid)")
+    p.add_argument("--interpolation", choices=INTERPOLATIONS,
+                   help="with --image / --labels: how the moving image is read at φ(x): "
+                        "linear, nearest (nearest neighbour) or bspline (cubic B-spline, "
+                        "SimpleITK's sitkBSpline: sharper, may overshoot at edges) (default "
+                        "linear for --image; --labels take nearest only)")
+    p.add_argument("--default-value", type=float, metavar="V",
+                   help="with --image / --labels: value of the output voxels whose φ(x) "
+                        "falls outside the moving image, in the image's units (a label, an "
+                        "integer >= 0, with --labels) (default 0)")
     _alpha(p, "default: the selected α")
     _output(p)
     _device(p)
@@ -119,9 +149,12 @@ def _add_export(sub: Subparsers) -> None:
                                    "moving the two files, export again or edit "
                                    "DeformationFieldFileName.",
                        epilog=EPILOG)
-    p.add_argument("run", metavar="RUN")
+    p.add_argument("run", metavar="RUN", help=RUN_HELP)
     p.add_argument("--field", help="output field file (.nii.gz, .mha, ...; .txt for elastix)")
-    p.add_argument("--format", default="itk", choices=FORMATS)
+    p.add_argument("--format", default="itk", choices=FORMATS,
+                   help="field convention: itk (ITK/Slicer displacement field), ants (the same "
+                        "field as ANTs reads it) or elastix (a field image plus a "
+                        "transformix parameter file, --field NAME.txt) (default itk)")
     p.add_argument("--jacobian", help="output Jacobian-determinant image")
     p.add_argument("--warp-only", metavar="FIELD",
                    help="output: the deformable part alone, u(x) in mm on the fixed grid "
@@ -146,12 +179,14 @@ def _add_evaluate(sub: Subparsers) -> None:
                                    "% det J ≤ 0 and std log det J (inside the fixed mask when "
                                    "there is one). Writes RUN/evaluation.json (or --out).",
                        epilog=EPILOG)
-    p.add_argument("run", metavar="RUN")
-    p.add_argument("--fixed-points")
-    p.add_argument("--moving-points")
-    p.add_argument("--fixed-labels")
-    p.add_argument("--moving-labels")
-    p.add_argument("--labels", type=label_list, help="labels to score, e.g. 1,2")
+    p.add_argument("run", metavar="RUN", help=RUN_HELP)
+    p.add_argument("--fixed-points", help="landmarks in the fixed image (csv, fcsv, mrk.json, "
+                                          "elastix, DIR-LAB *_xyz.txt): TRE in mm")
+    p.add_argument("--moving-points", help="the corresponding landmarks in the moving image")
+    p.add_argument("--fixed-labels", help="label map on the fixed grid: Dice per label")
+    p.add_argument("--moving-labels", help="label map on the moving grid")
+    p.add_argument("--labels", type=label_list,
+                   help="labels to score, e.g. 1,2 (default: those in both label maps)")
     p.add_argument("--mask", help="region for folding (default: the run's fixed mask)")
     p.add_argument("--out", help="output JSON (default RUN/evaluation.json)")
     _alpha(p, "default: the selected α")
@@ -164,7 +199,7 @@ def _add_report(sub: Subparsers) -> None:
                        description="α curves, slices, differences, checkerboard, Jacobian map, "
                                    "deformed grid and the run's numbers in one HTML page.",
                        epilog=EPILOG)
-    p.add_argument("run", metavar="RUN")
+    p.add_argument("run", metavar="RUN", help=RUN_HELP)
     _alpha(p, "default: the selected α, else 0.5")
     _output(p)
     _device(p)
@@ -181,10 +216,14 @@ def _add_phantom(sub: Subparsers) -> None:
     p = sub.add_parser("phantom", help="write the 4D-CT breathing phantom",
                        description="A CT-like thorax at inhale and exhale with ground-truth "
                                    "field, labels, lung masks and landmark pairs.")
-    p.add_argument("--out", required=True, metavar="DIR")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--size", choices=tuple(PHANTOM_SIZES), default="small")
-    p.add_argument("--variant", choices=tuple(VARIANTS), default="smooth", help=VARIANT_HELP)
+    p.add_argument("--out", required=True, metavar="DIR",
+                   help="folder to write the images, labels, masks, field and landmarks to")
+    p.add_argument("--seed", type=int, default=0,
+                   help="random seed of the anatomy and the motion (default 0)")
+    p.add_argument("--size", choices=tuple(PHANTOM_SIZES), default="small",
+                   help=SIZE_HELP + " (default small)")
+    p.add_argument("--variant", choices=tuple(VARIANTS), default="smooth",
+                   help=VARIANT_HELP + " (default smooth)")
     _output(p)
 
 
@@ -194,11 +233,14 @@ def _add_demo(sub: Subparsers) -> None:
     p = sub.add_parser("demo", help="phantom → fit → select → evaluate → report",
                        description="Generate the phantom, register exhale to inhale, choose α by "
                                    "Dice, report TRE before/after, folding, times.")
-    p.add_argument("--out", default="demo_out", metavar="DIR")
-    p.add_argument("--size", choices=tuple(PHANTOM_SIZES), default="small")
-    p.add_argument("--phantom-seed", type=int, default=0)
+    p.add_argument("--out", default="demo_out", metavar="DIR",
+                   help="folder for the phantom, the run and the report (default demo_out)")
+    p.add_argument("--size", choices=tuple(PHANTOM_SIZES), default="small",
+                   help=SIZE_HELP + " (default small)")
+    p.add_argument("--phantom-seed", type=int, default=0,
+                   help="random seed of the phantom's anatomy and motion (default 0)")
     p.add_argument("--variant", choices=tuple(VARIANTS), default="smooth",
-                   help="phantom variant; " + VARIANT_HELP)
+                   help="phantom variant; " + VARIANT_HELP + " (default smooth)")
     _output(p, progress=True)
     _device(p)
     add_config_options(p, ("model", "objective", "training", "selection"))
@@ -209,8 +251,9 @@ def _add_dirlab(sub: Subparsers) -> None:
                        description="Fixed T00, moving T50 from a DIR-LAB download; lung mask "
                                    "given or by threshold; TRE continuous and snapped, per axis.")
     p.add_argument("--root", required=True, help="folder of the DIR-LAB download")
-    p.add_argument("--case", type=int, required=True, choices=range(1, 11), metavar="1-10")
-    p.add_argument("--out", required=True, metavar="RUN")
+    p.add_argument("--case", type=int, required=True, choices=range(1, 11), metavar="N",
+                   help="DIR-LAB 4DCT case, one of 1, 2, 3, 4, 5, 6, 7, 8, 9, 10")
+    p.add_argument("--out", required=True, metavar="RUN", help="run folder to write")
     p.add_argument("--mask", help="fixed (T00) lung mask on the case grid (default: threshold)")
     p.add_argument("--landmarks", help="folder of the landmark files (default: search --root)")
     p.add_argument("--overwrite", action="store_true", help="replace a model already in RUN")
@@ -233,7 +276,8 @@ def _add_cohort(sub: Subparsers) -> None:
                                    "interrupted fits; a failing pair is recorded and the "
                                    "others go on (exit status 1 lists the failed pairs).",
                        epilog=EPILOG)
-    p.add_argument("manifest", metavar="MANIFEST.csv")
+    p.add_argument("manifest", metavar="MANIFEST.csv",
+                   help="one row per pair (columns above; paths relative to the manifest)")
     p.add_argument("--out", required=True, metavar="DIR", help="cohort folder to write")
     p.add_argument("--workers", type=positive_int, default=1, metavar="N",
                    help="pairs run at a time, each in its own process with cores / N torch "

@@ -3,8 +3,10 @@
 - :func:`displacement_field`: φ(x) − x on the fixed grid, vectors in world mm (LPS), shape
   grid.shape + (D,) — the convention of ``SimpleITK.DisplacementFieldTransform``.
 - :func:`jacobian_determinant_map`: det ∇φ on the fixed grid (includes the initial affine).
-- :func:`warp_image` / :func:`warp_labels`: the moving image resampled on the fixed grid at
-  φ(x), linear / nearest-label.
+- :func:`warp_image` / :func:`warp_labels`: the moving image resampled at φ(x) on the fixed
+  grid or any other grid (world mm): linear, nearest or cubic B-spline / nearest label, with
+  a default value outside the moving image. Outside the fixed image's domain, where the
+  network was not trained, φ is the initial affine alone (u = 0, :func:`map_in_domain`).
 
 Memory: a chunk of ``chunk_size`` points is evaluated at a time; for a 512×512×136 CT the
 result arrays (float32) dominate: 0.43 GB for the field, 0.14 GB per scalar map.
@@ -18,11 +20,13 @@ import numpy as np
 import torch
 from numpy.typing import DTypeLike
 
-from cidir.fields.sampling import ImageSampler, LabelSampler
+from cidir.fields.sampling import ImageSampler, LabelSampler, NearestSampler
 from cidir.fields.transform import ConditionedTransform
 from cidir.geometry import Grid, Image
 
 Alpha = float | Sequence[float]
+#: how the moving image is read at φ(x): ITK's linear, nearest-neighbour and cubic B-spline
+INTERPOLATIONS = ("linear", "nearest", "bspline")
 
 
 def _chunks(grid: Grid, chunk_size: int, device: torch.device,
@@ -84,26 +88,101 @@ def jacobian_determinant_map(transform: ConditionedTransform, alpha: Alpha,
                      lambda x: transform.map_jet(x, a, order=1).jacobian_determinant(), mask)
 
 
-def _warp(transform: ConditionedTransform, image: Image, alpha: Alpha, grid: Grid | None,
-          chunk_size: int, labels: bool) -> Image:
-    grid = grid or transform.grid
+def map_in_domain(transform: ConditionedTransform,
+                  alpha: Alpha) -> Callable[[torch.Tensor], torch.Tensor]:
+    """World points (B, D) mm → φ(x) (mm) inside the fixed image's domain (continuous voxel
+    index in [-0.5, size - 0.5), as ITK), the initial affine A·x + t alone outside it: u = 0
+    where the network was not trained, as ITK and antsApplyTransforms read a displacement
+    field outside its grid (identity there without an initial affine)."""
     a = transform.alpha_tensor(alpha)
-    sampler = (LabelSampler if labels else ImageSampler)(image, transform.device)
-    array = _evaluate(grid, transform, chunk_size, 1, np.int32 if labels else np.float32,
-                      lambda x: sampler(transform.map_world(x, a)))
+    maps = transform.maps(transform.device)
+
+    def move(x: torch.Tensor) -> torch.Tensor:
+        inside = maps.inside(maps.world_to_voxel(x))
+        if bool(inside.all()):
+            return transform.map_world(x, a)
+        out = transform.apply_init(x).clone()
+        if bool(inside.any()):
+            out[inside] = transform.map_world(x[inside], a)
+        return out
+
+    return move
+
+
+def _sampler(image: Image, interpolation: str, labels: bool, device: torch.device,
+             default_value: float) -> Callable[[torch.Tensor], torch.Tensor]:
+    """Values of ``image`` at world points, ``default_value`` outside it."""
+    sampler = (LabelSampler(image, device) if labels else
+               NearestSampler(image, device) if interpolation == "nearest" else
+               ImageSampler(image, device))
+    if default_value == 0:
+        return sampler
+
+    def sample(world: torch.Tensor) -> torch.Tensor:
+        values = sampler(world)
+        inside = sampler.inside(sampler.to_voxel(world))
+        return torch.where(inside, values, values.new_full(values.shape, default_value))
+
+    return sample
+
+
+def _warp_bspline(transform: ConditionedTransform, image: Image,
+                  move: Callable[[torch.Tensor], torch.Tensor], grid: Grid, chunk_size: int,
+                  default_value: float) -> np.ndarray:
+    """Cubic B-spline resampling by SimpleITK (``sitkBSpline``, ITK's mirror boundary): φ(x) − x
+    evaluated on ``grid`` as a ``DisplacementFieldTransform``, exact at its voxels."""
+    import SimpleITK as sitk
+
+    field = _evaluate(grid, transform, chunk_size, grid.ndim, np.float64,
+                      lambda x: move(x) - x)
+    displacement = sitk.DisplacementFieldTransform(grid.to_sitk(field, vector=True))
+    del field
+    resampler = sitk.ResampleImageFilter()
+    resampler.SetSize(grid.size)
+    resampler.SetOutputOrigin(grid.origin)
+    resampler.SetOutputSpacing(grid.spacing)
+    resampler.SetOutputDirection(grid.direction)
+    resampler.SetTransform(displacement)
+    resampler.SetInterpolator(sitk.sitkBSpline)
+    resampler.SetDefaultPixelValue(float(default_value))
+    resampler.SetOutputPixelType(sitk.sitkFloat32)
+    moving = image.grid.to_sitk(np.asarray(image.array, dtype=np.float32))
+    warped: np.ndarray = sitk.GetArrayFromImage(resampler.Execute(moving))
+    return warped
+
+
+def _warp(transform: ConditionedTransform, image: Image, alpha: Alpha, grid: Grid | None,
+          chunk_size: int, labels: bool, interpolation: str, default_value: float) -> Image:
+    grid = grid or transform.grid
+    if interpolation not in INTERPOLATIONS or (labels and interpolation != "nearest"):
+        allowed = ("nearest",) if labels else INTERPOLATIONS
+        raise ValueError(f"interpolation: expected one of {allowed}, found {interpolation!r}")
+    move = map_in_domain(transform, alpha)
+    if interpolation == "bspline":
+        array = _warp_bspline(transform, image, move, grid, chunk_size, default_value)
+    else:
+        sample = _sampler(image, interpolation, labels, transform.device, default_value)
+        array = _evaluate(grid, transform, chunk_size, 1, np.int32 if labels else np.float32,
+                          lambda x: sample(move(x)))
     return Image(array, grid, f"{image.source} warped")
 
 
 def warp_image(transform: ConditionedTransform, moving: Image, alpha: Alpha,
-               grid: Grid | None = None, chunk_size: int = 131072) -> Image:
-    """The moving image resampled at φ(x) on ``grid`` (default: fixed), linear, 0 outside."""
-    return _warp(transform, moving, alpha, grid, chunk_size, labels=False)
+               grid: Grid | None = None, chunk_size: int = 131072, *,
+               interpolation: str = "linear", default_value: float = 0.0) -> Image:
+    """The moving image resampled at φ(x) for the voxels x of ``grid`` (default: fixed;
+    φ = A·x + t outside the fixed domain, see :func:`map_in_domain`); ``interpolation`` one
+    of :data:`INTERPOLATIONS`; ``default_value`` where φ(x) falls outside the moving image."""
+    return _warp(transform, moving, alpha, grid, chunk_size, False, interpolation,
+                 default_value)
 
 
 def warp_labels(transform: ConditionedTransform, labels: Image, alpha: Alpha,
-                grid: Grid | None = None, chunk_size: int = 131072) -> Image:
-    """A label map resampled at φ(x) on ``grid`` (default: fixed), nearest label, 0 outside."""
-    return _warp(transform, labels, alpha, grid, chunk_size, labels=True)
+                grid: Grid | None = None, chunk_size: int = 131072, *,
+                default_value: int = 0) -> Image:
+    """A label map resampled at φ(x) on ``grid`` (default: fixed; see :func:`warp_image`),
+    nearest label, ``default_value`` outside the label map."""
+    return _warp(transform, labels, alpha, grid, chunk_size, True, "nearest", default_value)
 
 
 def resample_with_field(image: Image, field: np.ndarray, grid: Grid, labels: bool = False,

@@ -1,4 +1,5 @@
-"""Sampling images at world points on the device: linear for intensities, nearest for labels.
+"""Sampling images at world points on the device: linear for intensities, nearest for labels
+(and for intensities on request).
 
 Points are world mm (LPS), tensors (B, D) in (x, y[, z]) order. As in ITK's resampling, a
 point is inside when its continuous voxel index lies in [-0.5, size - 0.5) on every axis
@@ -47,11 +48,13 @@ class ImageSampler(_GridSampler):
         return values * self.inside(voxel).to(values.dtype)
 
 
-class LabelSampler(_GridSampler):
-    """Nearest-neighbour label lookup (rounding half up, as ITK), 0 outside the image."""
+class NearestSampler(_GridSampler):
+    """Nearest-neighbour lookup (rounding half up, as ITK), 0 outside the image; values in
+    ``dtype`` (float32 for an intensity image)."""
 
-    def __init__(self, labels: Image, device: torch.device | str = "cpu") -> None:
-        super().__init__(labels, device, torch.int64)
+    def __init__(self, image: Image, device: torch.device | str = "cpu",
+                 dtype: torch.dtype = torch.float32) -> None:
+        super().__init__(image, device, dtype)
         self._flat = self.data.reshape(-1)
         strides = [1]
         for s in self.grid.size[:-1]:
@@ -59,10 +62,17 @@ class LabelSampler(_GridSampler):
         self._strides = torch.as_tensor(strides, dtype=torch.int64, device=self.device)
 
     def __call__(self, world: World[torch.Tensor]) -> torch.Tensor:
-        """Labels (B,) int64 at world points (B, D) mm."""
+        """Values (B,) at world points (B, D) mm."""
         voxel = self.to_voxel(world)
         inside = self.inside(voxel)
         index = torch.floor(voxel + 0.5).clamp_min(0).to(torch.int64)
         index = torch.minimum(index, (self.maps.size - 1).to(torch.int64))
         values = self._flat[(index * self._strides).sum(dim=-1)]
         return torch.where(inside, values, torch.zeros_like(values))
+
+
+class LabelSampler(NearestSampler):
+    """Nearest-neighbour label lookup (rounding half up, as ITK), int64, 0 outside the image."""
+
+    def __init__(self, labels: Image, device: torch.device | str = "cpu") -> None:
+        super().__init__(labels, device, torch.int64)

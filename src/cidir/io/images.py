@@ -24,8 +24,8 @@ from cidir.geometry.grid import Grid
 from cidir.geometry.image import Image
 from cidir.io.atomic import atomic_path
 from cidir.io.native import native_stderr_silenced
+from cidir.io.regrid import GRID_ATOL_MM, onto_grid
 
-GRID_ATOL_MM = 1e-3
 # formats whose header names a separate data file: written into a temporary folder
 _DETACHED_HEADERS = (".mhd", ".nhdr", ".hdr")
 
@@ -205,8 +205,9 @@ def read_label_map(path: str | os.PathLike, what: str = "labels",
                    reference: Grid | None = None) -> Image:
     """Read a label map as int32 (z, y, x); float-stored integral labels are cast.
 
-    Raises InputError for non-integral or negative labels, or (with ``reference``) a grid
-    that differs from ``reference`` by more than 1e-3 mm.
+    With ``reference`` (its image's grid), a map on another grid is resampled onto it
+    (nearest, with a logged note; :func:`cidir.io.regrid.onto_grid`). Raises InputError for
+    non-integral or negative labels, or a map entirely outside ``reference``.
     """
     image = _read_sitk(path, what)
     grid = _grid_of(image, what, path)
@@ -231,16 +232,16 @@ def read_label_map(path: str | os.PathLike, what: str = "labels",
             f"{what} {path}: expected labels below 2^31, found {float(array.max()):g}"
         )
     labels = Image(array.astype(np.int32), grid, str(path))
-    if reference is not None:
-        check_same_grid(labels, reference, what)
-    return labels
+    return onto_grid(labels, reference, what) if reference is not None else labels
 
 
 def read_mask(path: str | os.PathLike, what: str = "mask",
               reference: Grid | None = None) -> Image:
     """Read a mask as bool (z, y, x): nonzero voxels are inside.
 
-    Raises InputError for an empty mask or (with ``reference``) a grid mismatch.
+    With ``reference`` (its image's grid), a mask on another grid is resampled onto it
+    (nearest, with a logged note). Raises InputError for an empty mask (also once
+    resampled) or a mask entirely outside ``reference``.
     """
     image = _read_sitk(path, what)
     grid = _grid_of(image, what, path)
@@ -249,9 +250,7 @@ def read_mask(path: str | os.PathLike, what: str = "mask",
     mask = Image(array != 0, grid, str(path))
     if not mask.array.any():
         raise InputError(f"{what} {path}: expected a mask with voxels inside, found it empty")
-    if reference is not None:
-        check_same_grid(mask, reference, what)
-    return mask
+    return onto_grid(mask, reference, what) if reference is not None else mask
 
 
 # ---------------------------------------------------------------------- checks

@@ -7,13 +7,14 @@ weighted by its λ_k(α) of that point's group.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import torch
 
 from cidir.losses.regularizers import REGULARIZERS
-from cidir.losses.similarity import SIMILARITIES
+from cidir.losses.similarity import SIMILARITIES, Similarity, negative_mi
 from cidir.losses.weights import regularizer_weight
 
 if TYPE_CHECKING:  # config imports the registries of this package: no import at run time
@@ -28,13 +29,20 @@ class LossTerms:
     parts: dict[str, float]
 
 
+def similarity_of(config: ObjectiveConfig) -> Similarity:
+    """The configured similarity function (with its histogram bins for ``mi``)."""
+    if config.similarity == "mi":
+        return functools.partial(negative_mi, bins=config.mi_bins)
+    return SIMILARITIES[config.similarity]
+
+
 class Objective:
     """Assembles similarity and weighted regularizers from an :class:`ObjectiveConfig`."""
 
     def __init__(self, config: ObjectiveConfig,
                  scales: tuple[float, ...] | None = None) -> None:
         self.config = config  # validated at construction
-        self.similarity = SIMILARITIES[config.similarity]
+        self.similarity = similarity_of(config)
         #: per regularizer term, the factor its λ(α) is multiplied by (the pair's λ_b once
         #: calibrated; 1 otherwise)
         self.scales = scales or tuple(1.0 for _ in config.regularizers)

@@ -218,18 +218,42 @@ def alpha_curves(rows: Sequence[Mapping], chosen: float, criterion: str = "dice"
 
 def image_panels(views: Sequence[SliceView], rows: Mapping[str, Sequence[np.ndarray]],
                  limits: tuple[float, float], title: str, cmap: str = "gray",
-                 colorbar_label: str | None = None) -> bytes:
-    """One row per named image (its planes, one per view), one column per view; one shared
-    intensity scale, and a colour bar per row when ``colorbar_label`` is given."""
-    fig, axes = _new_figure(len(rows), len(views))
+                 colorbar_label: str | None = None,
+                 outlines: Sequence[np.ndarray] | None = None) -> bytes:
+    """One row per named image (its planes, one per view), one column per view; a single
+    view (2D) is laid out side by side instead, one column per named image. One shared
+    intensity scale, with a colour bar per row when ``colorbar_label`` is given (one in all
+    for a single view). ``outlines``: a boolean plane per view (the fixed mask), its outline
+    drawn dashed on every panel of that view."""
+    side = len(views) == 1
+    fig, axes = _new_figure(1, len(rows)) if side else _new_figure(len(rows), len(views))
     for r, (name, planes) in enumerate(rows.items()):
-        im = None
+        im = ax = None
         for c, (view, plane) in enumerate(zip(views, planes, strict=True)):
-            im = _show(axes[r, c], plane, view, cmap=cmap, vmin=limits[0], vmax=limits[1])
-            axes[r, c].set_title(f"{name} — {view.name}", fontsize=9)
-        if colorbar_label and im is not None:
-            fig.colorbar(im, ax=axes[r, -1], fraction=0.046, pad=0.04, label=colorbar_label)
+            ax = axes[0, r] if side else axes[r, c]
+            im = _show(ax, plane, view, cmap=cmap, vmin=limits[0], vmax=limits[1])
+            ax.set_title(name if side else f"{name} — {view.name}", fontsize=9)
+            if outlines is not None:
+                _outline(ax, outlines[c], view)
+        if colorbar_label and im is not None and (not side or r == len(rows) - 1):
+            fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label=colorbar_label)
+    if outlines is not None:
+        axes[0, 0].legend(handles=[Line2D([], [], color=OUTLINE, linestyle="--",
+                                          label="fixed mask outline")],
+                          fontsize=7, loc="lower right")
     return to_png(fig, title)
+
+
+OUTLINE = "#111111"
+
+
+def _outline(ax, mask: np.ndarray, view: SliceView) -> None:
+    """The outline of a boolean [vertical, horizontal] plane, dashed, in physical units."""
+    mask = np.asarray(mask, bool)
+    if mask.any() and not mask.all():
+        ax.contour(mask.astype(np.float32), levels=[0.5], colors=OUTLINE, linewidths=1.0,
+                   linestyles="--", extent=view.extent, origin="lower")
+    view.orient_axes(ax)
 
 
 def checkerboard(a: np.ndarray, b: np.ndarray, view: SliceView, tiles: int = 8) -> np.ndarray:
@@ -290,21 +314,23 @@ def deformed_grid(views: Sequence[SliceView], fixed: Sequence[np.ndarray],
         view.orient_axes(ax)
         peak = float(np.sqrt((disp**2).sum(-1)).max()) if disp.size else 0.0
         ax.set_title(f"{view.name}: max in-plane |u| {peak:.1f} mm", fontsize=9)
-    return to_png(fig, "Deformed grid (fixed-image grid lines moved by u)")
+    return to_png(fig, "Deformed grid (grid lines moved by u)")
 
 
 def label_overlay(views: Sequence[SliceView], fixed: Sequence[np.ndarray],
                   fixed_labels: Sequence[np.ndarray], warped_labels: Sequence[np.ndarray],
-                  limits: tuple[float, float]) -> bytes:
-    """Fixed-label contours (green) and warped moving-label contours (red) on the fixed slices."""
+                  limits: tuple[float, float], labels: Sequence[int] | None = None) -> bytes:
+    """Fixed-label contours (green) and warped moving-label contours (red) on the fixed slices,
+    of ``labels`` only (default: every non-zero label)."""
     fig, axes = _new_figure(1, len(views))
     for ax, view, plane, fl, wl in zip(axes[0], views, fixed, fixed_labels, warped_labels,
                                        strict=True):
         _show(ax, plane, view, cmap="gray", vmin=limits[0], vmax=limits[1])
-        for labels, color in ((fl, "lime"), (wl, "red")):
-            for value in np.unique(labels):
-                mask = labels == value
-                if value == 0 or mask.all():
+        for label_map, color in ((fl, "lime"), (wl, "red")):
+            values = np.unique(label_map) if labels is None else labels
+            for value in values:
+                mask = label_map == value
+                if value == 0 or mask.all() or not mask.any():
                     continue
                 ax.contour(mask.astype(np.float32), levels=[0.5], colors=color,
                            linewidths=0.8, extent=view.extent, origin="lower")

@@ -1,5 +1,6 @@
 """Runs: the run folder's files (``folder``), and what each CLI command does (``fit``:
-fit and resume; ``commands``: select, apply, export, evaluate, report; ``demo``; ``dirlab``),
+fit and resume; ``apply``; ``commands``: select, export, evaluate, report; ``demo``;
+``dirlab``),
 with what keeps a run folder trustworthy: pre-flight checks (``preflight``), run identity
 (``identity``), portable checksummed inputs (``inputs``), the writer's lock (``lock``),
 staged fits switched in atomically (``staging``) and Ctrl-C handling (``interrupt``)."""

@@ -24,13 +24,7 @@ from cidir.api import choose_alpha, evaluate
 from cidir.config import SelectionConfig
 from cidir.errors import InputError
 from cidir.evaluation import Evaluation
-from cidir.fields import (
-    ConditionedTransform,
-    displacement_field,
-    jacobian_determinant_map,
-    warp_image,
-    warp_labels,
-)
+from cidir.fields import ConditionedTransform, displacement_field, jacobian_determinant_map
 from cidir.geometry import Image
 from cidir.io.field_export import (
     check_export_path,
@@ -44,31 +38,19 @@ from cidir.io.images import (
     read_mask,
     write_image,
 )
-from cidir.io.landmarks import check_pairs, read_points, write_points
-from cidir.io.outputs import check_image_output, check_output_file, check_points_output
+from cidir.io.landmarks import check_pairs, read_points
+from cidir.io.outputs import check_image_output, check_output_file
+from cidir.runs.apply import apply_run
+from cidir.runs.at_alpha import alpha_for, check_alpha, provenance
 from cidir.runs.fit import FitRun, fit_run, machine_info, resume_run
 from cidir.runs.folder import RunFolder
-from cidir.runs.inverse import apply_inverse_points, export_inverse
+from cidir.runs.inverse import export_inverse
 from cidir.runtime import resolve_device
 from cidir.selection import SelectionResult
 
 __all__ = ["FitRun", "apply_run", "evaluate_run", "export_run", "fit_run", "machine_info",
            "record_evaluation", "record_selection", "report_run", "resume_run", "select_run",
            "write_run_report"]
-
-
-def check_alpha(alpha: float | None, what: str = "--alpha") -> float | None:
-    if alpha is not None and not (np.isfinite(alpha) and 0.0 <= alpha <= 1.0):
-        raise InputError(f"{what}: expected a value in [0, 1], found {alpha}")
-    return alpha
-
-
-def provenance(run: RunFolder, alpha: float) -> dict[str, str]:
-    """Header entries naming the fit and α an exported file comes from."""
-    ident = run.identity()
-    run_id = ident.run_id if ident else "unknown"
-    return {"cidir_run_id": run_id, "cidir_alpha": f"{alpha:.6g}",
-            "ITK_FileNotes": f"cidir run {run_id} alpha {alpha:.6g}"}
 
 
 # ------------------------------------------------------------------------ helpers
@@ -163,54 +145,6 @@ def _alpha_rows(result_rows) -> list[dict[str, Any]]:
     return rows
 
 
-def _alpha_for(run: RunFolder, alpha: float | None) -> float:
-    check_alpha(alpha)
-    return run.selected_alpha() if alpha is None else float(alpha)
-
-
-# ------------------------------------------------------------------------- apply
-def apply_run(run_dir: str | Path, out: str | Path, *, alpha: float | None = None,
-              image: str | None = None, labels: str | None = None, points: str | None = None,
-              inverse: bool = False, device: str = "cpu") -> Path:
-    """Warp a moving-space image (linear) or label map (nearest) onto the fixed grid, or map
-    fixed-space points to moving space (``inverse``: moving-space points to fixed space by
-    φ⁻¹); writes ``out``."""
-    run = RunFolder(run_dir)
-    run.require_trained()
-    if sum(x is not None for x in (image, labels, points)) != 1:
-        raise InputError("apply: give exactly one of --image, --labels, --points")
-    if inverse and points is None:
-        raise InputError("--inverse goes with --points (moving points → fixed space)")
-    a = _alpha_for(run, alpha)
-    ndim = run.ndim()
-    if points is not None:
-        out = check_points_output(out)
-    else:
-        out = check_image_output(out, "--out", ndim, "float" if image is not None else "label")
-    transform = run.load_transform(resolve_device(device))
-    meta = provenance(run, a)
-    if image is not None:
-        moving = read_image(image, "--image", allow_constant=True)
-        _check_ndim(moving, transform, "--image")
-        write_image(warp_image(transform, moving, a), out, metadata=meta)
-    elif labels is not None:
-        lab = read_label_map(labels, "--labels")
-        _check_ndim(lab, transform, "--labels")
-        write_image(warp_labels(transform, lab, a), out, dtype=np.int32, metadata=meta)
-    elif inverse:
-        apply_inverse_points(run, transform, a, str(points), out)
-    else:
-        pts = read_points(points, transform.grid, "--points")
-        write_points(out, transform.map_points(pts, a), grid=transform.grid)
-    return out
-
-
-def _check_ndim(image: Image, transform: ConditionedTransform, what: str) -> None:
-    if image.ndim != transform.ndim:
-        raise InputError(f"{what} {image.source}: expected a {transform.ndim}D image like the "
-                         f"run's, found {image.ndim}D")
-
-
 # ------------------------------------------------------------------------ export
 def export_run(run_dir: str | Path, *, field: str | None = None, fmt: str = "itk",
                jacobian: str | None = None, alpha: float | None = None,
@@ -225,7 +159,7 @@ def export_run(run_dir: str | Path, *, field: str | None = None, fmt: str = "itk
     if all(x is None for x in (field, jacobian, warp_only, affine, inverse_field)):
         raise InputError("export: give --field, --jacobian, --warp-only, --affine and/or "
                          "--inverse-field")
-    a = _alpha_for(run, alpha)
+    a = alpha_for(run, alpha)
     _check_export_outputs(run.ndim(), field, fmt, jacobian, warp_only, affine, inverse_field)
     transform = run.load_transform(resolve_device(device))
     meta = provenance(run, a)
@@ -309,7 +243,7 @@ def evaluate_run(run_dir: str | Path, *, alpha: float | None = None,
     target = check_output_file(out) if out else run.evaluation_path
     with run.locked("evaluate"):
         run.require_trained()
-        a = _alpha_for(run, alpha)
+        a = alpha_for(run, alpha)
         fixed, moving = _load_run_images(run)
         fp = mp = fl = ml = None
         if fixed_points:
@@ -361,10 +295,12 @@ def write_run_report(run: RunFolder, transform: ConditionedTransform, fixed: Ima
                      fixed_labels: Image | None = None,
                      moving_labels: Image | None = None) -> Path:
     """Write RUN/report.html from the run's recorded numbers and the given transform and
-    images (the caller holds the run's lock); α defaults to the selected α, else 0.5."""
-    from cidir.reporting import write_report
+    images (the caller holds the run's lock); α defaults to the selected α, else 0.5. The
+    fixed mask recorded in inputs.json is outlined on the difference images."""
+    from cidir.reporting import RunRecord, file_date, write_report
 
     selection = run.selection()
+    given = alpha is not None
     if alpha is None:
         alpha = float(selection["alpha"]) if selection else 0.5
     metrics = run.metrics()
@@ -373,10 +309,15 @@ def write_run_report(run: RunFolder, transform: ConditionedTransform, fixed: Ima
         metrics = {**metrics, "evaluation": evaluation}
     hidden = ("fixed_grid", "moving_grid", "init_matrix", "files", "run_id", "model_sha256")
     metrics = {k: v for k, v in metrics.items() if k not in hidden}
+    mask_path = run.input_path("fixed_mask")
+    mask = read_mask(mask_path, "fixed mask", reference=fixed.grid) if mask_path else None
+    record = RunRecord(metrics=metrics, evaluation=evaluation, inputs=run.inputs(),
+                       fit_date=file_date(run.model_path), alpha_given=given)
     ident = run.identity()
     return write_report(run.path, transform=transform, fixed=fixed, moving=moving,
                         alpha=alpha, config_toml=run.config_path.read_text(encoding="utf-8"),
                         metrics=metrics, selection=selection, fixed_labels=fixed_labels,
                         moving_labels=moving_labels, loss_history=run.loss_history(),
-                        title=f"cidir run {run.path.name}",
-                        run_id=ident.run_id if ident else None)
+                        title=f"cidir report: {run.path.resolve().parent.name}/{run.path.name}",
+                        run_id=ident.run_id if ident else None, fixed_mask=mask,
+                        record=record)

@@ -14,6 +14,7 @@ an uninterrupted fit.
 
 from __future__ import annotations
 
+import logging
 import platform
 import shutil
 import time
@@ -24,6 +25,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from cidir import __version__
 from cidir.api import initial_transform, start_fit
 from cidir.config import RunConfig
 from cidir.errors import FitInterrupted, InputError
@@ -35,15 +37,17 @@ from cidir.io.model_store import save_model
 from cidir.io.outputs import check_output_folder
 from cidir.runs import inputs as input_records
 from cidir.runs import staging
+from cidir.runs.fit_log import ECHOED, LOG_NAME, log_fit_start, log_to_file
 from cidir.runs.folder import RunFolder
 from cidir.runs.identity import config_run_id, config_text, new_run_id, sha256_file
 from cidir.runs.interrupt import SignalFlag
 from cidir.runs.preflight import check_overlap, check_volume
 from cidir.runtime import resolve_device
-from cidir.training import Checkpoint, ProgressBar, StopWhen, Trainer
+from cidir.training import Checkpoint, LogProgress, ProgressBar, StopWhen, Trainer
 from cidir.training.checkpoint import load_checkpoint
 
 IMAGE_INPUTS = ("fixed", "moving", "fixed_mask", "moving_mask")
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -153,16 +157,32 @@ def _write_plan(run: RunFolder, stage: Path, config: RunConfig, plan: dict[str, 
 
 def _train_and_commit(run: RunFolder, stage: Path, trainer: Trainer, plan: dict[str, Any],
                       progress: bool) -> dict[str, Any]:
-    """Train (from the trainer's iteration), write the results, switch them in."""
+    """Train (from the trainer's iteration), write the results, switch them in; the course
+    goes to the staging folder's fit.log."""
+    with log_to_file(stage / LOG_NAME):
+        log_fit_start(plan, trainer.config, machine_info(trainer.device), trainer.iteration)
+        try:
+            return _train_logged(run, stage, trainer, plan, progress)
+        except FitInterrupted as exc:  # the caller states these: not echoed on the console
+            log.warning("%s", exc, extra=ECHOED)
+            raise
+        except BaseException as exc:
+            log.error("fit failed: %s", exc if str(exc) else type(exc).__name__, extra=ECHOED)
+            raise
+
+
+def _train_logged(run: RunFolder, stage: Path, trainer: Trainer, plan: dict[str, Any],
+                  progress: bool) -> dict[str, Any]:
     total = trainer.config.training.iterations
     checkpoint = Checkpoint(stage / staging.CHECKPOINT_NAME,
                             trainer.config.training.checkpoint_every, trainer,
                             {"run_id": plan["run_id"], "iterations": str(total)})
     bar = ProgressBar(disable=not progress)
+    hooks = [bar, LogProgress(max(trainer.config.training.log_every, total // 20)), checkpoint]
     try:
         with SignalFlag() as flag:
             try:
-                trainer.run([bar, checkpoint, StopWhen(lambda: bool(flag))])
+                trainer.run([*hooks, StopWhen(lambda: bool(flag))])
             except KeyboardInterrupt:
                 bar.close()
                 raise _interrupted(run, stage, None, 130) from None
@@ -173,6 +193,7 @@ def _train_and_commit(run: RunFolder, stage: Path, trainer: Trainer, plan: dict[
                 raise _interrupted(run, stage, f"{trainer.iteration}/{total}",
                                    128 + int(flag.signum))
             metrics = _write_results(stage, trainer, plan)
+            log.info("wrote the model and metrics; fit %.1f s", metrics["fit_seconds"])
             staging.commit(run.path, stage)
             return metrics
     except (FitInterrupted, KeyboardInterrupt):
@@ -208,6 +229,9 @@ def _write_results(stage: Path, trainer: Trainer, plan: dict[str, Any]) -> dict[
     inputs = folder.read_json(folder.inputs_path)
     folder.write_json(folder.inputs_path, inputs)  # now with the model's checksum
     metrics = {
+        "cidir_version": __version__,
+        "started": plan["started"],
+        "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
         "fit_seconds": round(trainer.elapsed_seconds, 3),
         "init_seconds": plan["init_seconds"],
         "iterations": trainer.iteration,

@@ -12,6 +12,9 @@ A run is one folder::
     metrics.json       fit metrics (time, iterations, final loss, machine), SHA-256 of
                        loss.csv and init_transform.tfm
     loss.csv           the loss terms every ``training.log_every`` iterations
+    fit.log            the fit's course in plain text: inputs' grids, device, calibration,
+                       the loss every 1/20 of the iterations, interruptions, resumptions
+                       (appended as it goes, not atomic: a log; :mod:`cidir.runs.fit_log`)
     init_transform.tfm the initial affine (ITK format), when one was used
     alpha_table.csv    one row per α: Dice ± se, folding %, TRE, per-label Dice
     selection.json     the chosen α and how it was chosen (SHA-256 of alpha_table.csv)
@@ -23,8 +26,8 @@ A run is one folder::
     .commit.json       while a finished fit is being switched in
 
 Every JSON file records the fit it belongs to (``run_id``, ``model_sha256``) and readers
-refuse files of another fit (:mod:`cidir.runs.identity`). Every file is written atomically
-(:mod:`cidir.io.atomic`).
+refuse files of another fit (:mod:`cidir.runs.identity`). Every file but fit.log is written
+atomically (:mod:`cidir.io.atomic`).
 """
 
 from __future__ import annotations

@@ -29,7 +29,7 @@ CHECKPOINT_NAME = "checkpoint.safetensors"
 FIT_INFO_NAME = "fit.json"
 # written by a fit, in the order they are moved into the run folder (model last)
 FIT_FILES = ("config.toml", "inputs.json", "init_transform.tfm", "loss.csv", "metrics.json",
-             "model.safetensors")
+             "fit.log", "model.safetensors")
 # made from a fit by later commands: removed when the fit is replaced
 DERIVED_FILES = ("alpha_table.csv", "selection.json", "evaluation.json", "report.html",
                  "report", "dirlab.json", CHECKPOINT_NAME)

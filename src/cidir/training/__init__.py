@@ -3,6 +3,7 @@
 from cidir.training.hooks import (
     Checkpoint,
     EarlyStopping,
+    LogProgress,
     ProgressBar,
     StopWhen,
     TrainingHook,
@@ -14,6 +15,7 @@ __all__ = [
     "Checkpoint",
     "EarlyStopping",
     "FitResult",
+    "LogProgress",
     "ProgressBar",
     "StopWhen",
     "Trainer",

@@ -18,6 +18,7 @@ state.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -38,6 +39,8 @@ from cidir.training.hooks import TrainingHook, TrainingState
 from cidir.training.prior import draw_alphas
 from cidir.training.sampler import PointSampler
 from cidir.training.schedule import learning_rate_at
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -132,6 +135,12 @@ class Trainer:
         record["scales"] = list(scales)
         record["seconds"] = round(pilot.elapsed_seconds, 3)
         self._set_calibration(record)
+        log.info("calibration: pilot of %d iterations in %.1f s, similarity %.4g → %.4g; %s",
+                 pilot.iteration, record["seconds"], record["similarity_identity"],
+                 record["similarity_pilot"], ", ".join(
+                     f"{name} λ_b = {t['lambda_b']:.4g}" + (" (fallback)" if t["fallback"]
+                                                            else "")
+                     for name, t in record["terms"].items()) or "no α-driven term")
         return record
 
     def step(self) -> LossTerms:
