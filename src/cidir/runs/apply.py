@@ -27,7 +27,7 @@ from cidir.io.landmarks import read_points, write_points
 from cidir.io.outputs import check_image_output, check_points_output
 from cidir.runs.at_alpha import alpha_for, provenance
 from cidir.runs.folder import RunFolder
-from cidir.runs.inverse import apply_inverse_points
+from cidir.runs.inverse import apply_inverse_points, moving_grid
 from cidir.runtime import resolve_device
 
 __all__ = ["apply_run"]
@@ -72,8 +72,9 @@ def _apply_points(run: RunFolder, alpha: float, points: str, out: str | Path, in
     if inverse:
         apply_inverse_points(run, transform, alpha, points, target)
     else:
-        pts = read_points(points, transform.grid, "--points")
-        write_points(target, transform.map_points(pts, alpha), grid=transform.grid)
+        pts = read_points(points, transform.grid, "--points")  # fixed space
+        # the mapped points lie in moving space: voxel formats index the moving grid
+        write_points(target, transform.map_points(pts, alpha), grid=moving_grid(run))
     return target
 
 

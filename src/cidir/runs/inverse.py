@@ -27,7 +27,11 @@ CONSISTENCY_POINTS = 100_000  # fixed voxels (of the mask) checked, drawn with s
 
 
 def moving_grid(run: RunFolder) -> Grid:
-    """The moving image's grid, from the run's recorded inputs."""
+    """The moving image's grid: recorded in metrics.json by the fit, else (older runs) read
+    from the moving image named in inputs.json."""
+    recorded = run.metrics().get("moving_grid")
+    if recorded:
+        return Grid.from_dict(recorded)
     path = run.input_path("moving")
     if path is None:
         raise InputError(f"run {run.path}: inputs.json does not name the moving image")
