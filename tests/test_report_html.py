@@ -135,7 +135,7 @@ def _selection(dice: list[float], gap_se: float, tolerance: float = 0.0) -> dict
     best = max(range(len(dice)), key=lambda i: dice[i])
     ties = [i for i, d in enumerate(dice) if d >= dice[best] - (tolerance or gap_se)]
     index = max(ties)
-    return {"rows": rows, "index": index, "alpha": rows[index]["alpha"], "criterion": "dice",
+    return {"rows": rows, "index": index, "alpha": rows[index]["alpha"], "rule": "dice",
             "labels": list(range(1, 41)), "dice": dice[index], "dice_se": 0.01,
             "folding_percent": 0.0, "selection_config": {"tie_tolerance": tolerance}}
 

@@ -105,11 +105,12 @@ def choose_alpha(transform: ConditionedTransform, fixed_labels: Image, moving_la
                  labels: Sequence[int] | None = None,
                  fixed_points: World[np.ndarray] | None = None,
                  moving_points: World[np.ndarray] | None = None,
-                 criterion: str = "dice") -> SelectionResult:
+                 rule: str = "dice") -> SelectionResult:
     """Score the α grid by the Dice of the warped moving labels (and TRE when points are
-    given) and choose one (:mod:`cidir.selection.alpha_search`)."""
+    given) and choose one by ``rule`` dice or tre (:mod:`cidir.selection.alpha_search`; the
+    label-free rule is :func:`cidir.selection.lcurve.search_lcurve`)."""
     return search_alpha(transform, fixed_labels, moving_labels, selection, labels,
-                        fixed_points, moving_points, criterion=criterion)
+                        fixed_points, moving_points, rule=rule)
 
 
 def evaluate(transform: ConditionedTransform, alpha: float, *,

@@ -35,7 +35,7 @@ PRIORS = ("uniform", "fixed")
 ALPHA_SAMPLINGS = ("random", "stratified")  # how the α of one iteration's groups are drawn
 CALIBRATIONS = ("none", "pilot")  # how the λ ranges are scaled to the pair
 LR_SCHEDULES = ("constant", "cosine")
-CRITERIA = ("dice", "tre")  # what chooses α in the grid search
+RULES = ("dice", "tre", "lcurve")  # what chooses α in the grid search (cidir select --rule)
 
 
 # ----------------------------------------------------------------------- checks

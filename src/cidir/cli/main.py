@@ -87,9 +87,11 @@ def _run_select(args: argparse.Namespace) -> Outcome:
                                  selection=config.selection, labels=args.labels,
                                  fixed_points_path=args.fixed_points,
                                  moving_points_path=args.moving_points,
-                                 criterion=args.criterion, device=args.device)
+                                 rule=args.rule, device=args.device)
     row = result.chosen
-    summary = (f"chosen α = {result.alpha:.4g}: Dice {row.dice:.4f} ± {row.dice_se:.4f}, "
+    score = (f"Dice {row.dice:.4f} ± {row.dice_se:.4f}" if row.dice is not None else
+             f"L-curve corner, similarity {row.similarity:.5g}, energy {row.energy:.4g}")
+    summary = (f"chosen α = {result.alpha:.4g} by {result.rule}: {score}, "
                f"folding {row.folding_percent:.3f}%"
                + (f", TRE {row.tre_mm:.3f} mm" if row.tre_mm is not None else "")
                + f" ({len(result.rows)} α in {result.seconds:.2f} s)")

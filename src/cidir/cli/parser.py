@@ -8,7 +8,7 @@ import argparse
 
 from cidir.cli.arg_types import label_list, positive_int
 from cidir.cli.config_options import add_config_options
-from cidir.config import CRITERIA
+from cidir.config import RULES
 
 Subparsers = argparse._SubParsersAction
 
@@ -74,20 +74,30 @@ def _add_fit(sub: Subparsers) -> None:
 
 
 def _add_select(sub: Subparsers) -> None:
-    p = sub.add_parser("select", help="choose α by the Dice of warped labels",
-                       description="Score a grid of α by Dice of warped moving labels against "
-                                   "fixed labels (and TRE when points are given); choose the "
-                                   "best. Writes RUN/alpha_table.csv and RUN/selection.json.",
+    p = sub.add_parser("select", help="choose α by Dice of warped labels, TRE or the L-curve",
+                       description="Score a grid of α and choose one by --rule: dice (Dice "
+                                   "of warped moving labels against fixed labels; TRE too "
+                                   "when points are given), tre (mean TRE of landmark "
+                                   "pairs) or lcurve (no labels: the corner of the curve "
+                                   "of image similarity against regularizer energy). Writes "
+                                   "RUN/alpha_table.csv and RUN/selection.json.",
                        epilog=EPILOG)
     p.add_argument("run", metavar="RUN", help=RUN_HELP)
-    p.add_argument("--fixed-labels", required=True, help="label map on the fixed grid")
-    p.add_argument("--moving-labels", required=True, help="label map on the moving grid")
+    p.add_argument("--rule", choices=RULES, default="dice",
+                   help="what chooses α: dice, the best mean Dice of the warped labels (needs "
+                        "--fixed-labels/--moving-labels; ties go to the larger α); tre, the "
+                        "lowest mean landmark TRE (needs --fixed-points/--moving-points); "
+                        "lcurve, label-free: the corner of the L-curve of the run's "
+                        "similarity against the log energy of its α-driven regularizer over α, "
+                        "on points of the fit's mask (default dice)")
+    p.add_argument("--fixed-labels", help="label map on the fixed grid (required by --rule "
+                                          "dice)")
+    p.add_argument("--moving-labels", help="label map on the moving grid (required by --rule "
+                                           "dice)")
     p.add_argument("--labels", type=label_list, help="labels to use, e.g. 1,2 (default: common)")
-    p.add_argument("--fixed-points", help="landmarks in the fixed image (any supported format)")
+    p.add_argument("--fixed-points", help="landmarks in the fixed image (any supported format; "
+                                          "required by --rule tre, else TRE per α is added)")
     p.add_argument("--moving-points", help="corresponding landmarks in the moving image")
-    p.add_argument("--criterion", choices=CRITERIA, default="dice",
-                   help="what chooses α: the Dice of the warped labels, or (with points) the "
-                        "mean TRE (default dice)")
     _output(p)
     _device(p)
     add_config_options(p, ("selection",))

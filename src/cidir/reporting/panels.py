@@ -23,6 +23,7 @@ from cidir.fields import (
 )
 from cidir.geometry import Image
 from cidir.reporting import figures as F
+from cidir.reporting.summary import selection_rule
 
 Figure = tuple[str, bytes, str]  # (file name, PNG bytes, caption)
 
@@ -120,7 +121,7 @@ def _image_figures(views: list[F.SliceView], data: list[ViewData], window: tuple
 
 def _alpha_figure(selection: Mapping[str, Any], a: str, alpha: float) -> Figure:
     return ("alpha_curves.png",
-            F.alpha_curves(selection["rows"], alpha, str(selection.get("criterion"))),
+            F.alpha_curves(selection["rows"], alpha, str(selection_rule(selection))),
             f"Scores of the trained network for each α of the search grid: mean Dice of the "
             f"warped moving labels against the fixed labels (band: ± one standard error of "
             f"the estimate from {selection.get('sample_points')} sampled voxels; the same "

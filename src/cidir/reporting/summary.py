@@ -194,6 +194,12 @@ def _dice_reason(selection: Mapping[str, Any]) -> str:
             "smoothest α")
 
 
+def selection_rule(selection: Mapping[str, Any]) -> str | None:
+    """What chose α in selection.json: ``rule`` (``criterion`` in runs selected before the
+    L-curve rule existed)."""
+    return selection.get("rule") or selection.get("criterion")
+
+
 def alpha_reason(alpha: float, selection: Mapping[str, Any] | None,
                  alpha_given: bool) -> str:
     """Which α the report shows and why, in one sentence (plain text)."""
@@ -202,14 +208,20 @@ def alpha_reason(alpha: float, selection: Mapping[str, Any] | None,
             return f"α = {alpha:.3g}, given with --alpha (no α selection was run)."
         return f"α = {alpha:.3g} (default, no selection run: cidir select chooses α)."
     chosen = float(selection["alpha"])
-    criterion = selection.get("criterion")
-    if criterion == "dice" and selection.get("rows"):
+    rule = selection_rule(selection)
+    if rule == "dice" and selection.get("rows"):
         why = _dice_reason(selection)
-    elif criterion == "tre":
+    elif rule == "tre":
         why = (f"by the lowest mean landmark TRE ({num(selection.get('tre_mm'), '.3f')} mm) "
                f"over {len(selection.get('rows') or [])} α")
+    elif rule == "lcurve":
+        why = ("by the L-curve corner, without labels: the α farthest from the chord of the "
+               "curve of image similarity against log regularizer energy over "
+               f"{len(selection.get('rows') or [])} α (similarity "
+               f"{num(selection.get('similarity'), '.5g')}, energy "
+               f"{num(selection.get('energy'), '.4g')})")
     else:
-        why = f"by {criterion}"
+        why = f"by {rule}"
     text = f"α = {chosen:.3g}, chosen {why}."
     if abs(chosen - alpha) > 1e-9:
         text = f"Shown at α = {alpha:.3g}, given with --alpha; the selection chose {text}"

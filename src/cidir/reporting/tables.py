@@ -106,9 +106,17 @@ def alpha_table(selection: Mapping[str, Any]) -> str:
     head = ("<tr><th>α</th><th>mean Dice ± se</th><th>se of gap to best</th>"
             "<th>% det J ≤ 0</th>" + ("<th>mean TRE (mm)</th>" if has_tre else "") + "</tr>")
     s = selection
-    note = (f"Criterion: {s.get('criterion')}; labels {fmt(s.get('labels'))}; Dice estimated "
-            f"on {s.get('sample_points')} of {s.get('region_voxels')} voxels near the labels"
-            f"{' (exact)' if s.get('exact') else ''}; search took {num(s.get('seconds'), '.2f')}"
-            " s. Ties (within the standard error of the gap) go to the larger, smoother α.")
+    rule = s.get("rule") or s.get("criterion")  # criterion: runs selected before rules
+    if rule == "lcurve":
+        note = (f"Rule: lcurve (the L-curve corner, no labels; Dice not measured); similarity"
+                f" and regularizer energy on {s.get('sample_points')} of "
+                f"{s.get('region_voxels')} voxels of the fit's mask; search took "
+                f"{num(s.get('seconds'), '.2f')} s.")
+    else:
+        note = (f"Rule: {rule}; labels {fmt(s.get('labels'))}; Dice estimated on "
+                f"{s.get('sample_points')} of {s.get('region_voxels')} voxels near the labels"
+                f"{' (exact)' if s.get('exact') else ''}; search took "
+                f"{num(s.get('seconds'), '.2f')} s. Ties (within the standard error of the "
+                "gap) go to the larger, smoother α.")
     return (f"<table id='alpha-table'>{head}{''.join(_mean_rows(selection, has_tre))}</table>"
             f"<p>{html.escape(note)}</p>{per_label_table(selection)}")

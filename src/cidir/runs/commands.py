@@ -21,7 +21,7 @@ import numpy as np
 
 from cidir.alignment.initial import write_transform
 from cidir.api import choose_alpha, evaluate
-from cidir.config import SelectionConfig
+from cidir.config import RULES, SelectionConfig
 from cidir.errors import InputError
 from cidir.evaluation import Evaluation
 from cidir.fields import ConditionedTransform, displacement_field, jacobian_determinant_map
@@ -46,7 +46,7 @@ from cidir.runs.fit import FitRun, fit_run, machine_info, resume_run
 from cidir.runs.folder import RunFolder
 from cidir.runs.inverse import export_inverse
 from cidir.runtime import resolve_device
-from cidir.selection import SelectionResult
+from cidir.selection import SelectionResult, search_lcurve
 
 __all__ = ["FitRun", "apply_run", "evaluate_run", "export_run", "fit_run", "machine_info",
            "record_evaluation", "record_selection", "report_run", "resume_run", "select_run",
@@ -89,35 +89,72 @@ def _labels_option(labels: Sequence[int] | None, common: list[int]) -> list[int]
 
 
 # ------------------------------------------------------------------------ select
-def select_run(run_dir: str | Path, fixed_labels_path: str, moving_labels_path: str, *,
+def select_run(run_dir: str | Path, fixed_labels_path: str | None = None,
+               moving_labels_path: str | None = None, *,
                selection: SelectionConfig | None = None, labels: Sequence[int] | None = None,
                fixed_points_path: str | None = None, moving_points_path: str | None = None,
-               criterion: str = "dice", device: str = "cpu") -> SelectionResult:
-    """Grid search over α; writes alpha_table.csv and selection.json."""
+               rule: str = "dice", device: str = "cpu") -> SelectionResult:
+    """Grid search over α by ``rule`` (dice, tre or lcurve); writes alpha_table.csv and
+    selection.json."""
     run = RunFolder(run_dir)
     run.require_trained()
-    if (fixed_points_path is None) != (moving_points_path is None):
-        raise InputError("--fixed-points and --moving-points go together")
+    _check_rule_inputs(rule, fixed_labels_path, moving_labels_path, fixed_points_path,
+                       moving_points_path, labels)
     with run.locked("select"):
         run.require_trained()
         fixed, moving = _load_run_images(run)
-        fl, ml, common = _read_label_pair(fixed_labels_path, moving_labels_path, fixed, moving)
-        chosen_labels = _labels_option(labels, common)
         fp = mp = None
         if fixed_points_path:
             fp, mp = _read_point_pair(fixed_points_path, moving_points_path, fixed, moving)
-        transform = run.load_transform(resolve_device(device))
-        config = selection or run.load_config().selection
-        result = choose_alpha(transform, fl, ml, config, labels=chosen_labels,
-                              fixed_points=fp, moving_points=mp, criterion=criterion)
-        record_selection(run, result, config, fixed_labels=fixed_labels_path,
+        config = run.load_config()
+        chosen_config = selection or config.selection
+        if rule == "lcurve":
+            mask_path = run.input_path("fixed_mask")
+            mask = read_mask(mask_path, "fixed mask (from inputs.json)",
+                             reference=fixed.grid) if mask_path else None
+            transform = run.load_transform(resolve_device(device))
+            result = search_lcurve(transform, fixed, moving, config.objective, chosen_config,
+                                   mask=mask, margin_mm=config.training.mask_margin_mm,
+                                   fixed_points=fp, moving_points=mp)
+        else:
+            assert fixed_labels_path and moving_labels_path  # checked with the inputs
+            fl, ml, common = _read_label_pair(fixed_labels_path, moving_labels_path, fixed,
+                                              moving)
+            chosen_labels = _labels_option(labels, common)
+            transform = run.load_transform(resolve_device(device))
+            result = choose_alpha(transform, fl, ml, chosen_config, labels=chosen_labels,
+                                  fixed_points=fp, moving_points=mp, rule=rule)
+        record_selection(run, result, chosen_config, fixed_labels=fixed_labels_path,
                          moving_labels=moving_labels_path, fixed_points=fixed_points_path,
                          moving_points=moving_points_path)
     return result
 
 
+def _check_rule_inputs(rule: str, fixed_labels: str | None, moving_labels: str | None,
+                       fixed_points: str | None, moving_points: str | None,
+                       labels: Sequence[int] | None) -> None:
+    """InputError naming the argument a rule is missing (or cannot use), before any work."""
+    if rule not in RULES:
+        raise InputError(f"--rule: expected one of {', '.join(RULES)}, found {rule!r}")
+    if (fixed_points is None) != (moving_points is None):
+        raise InputError("--fixed-points and --moving-points go together")
+    if (fixed_labels is None) != (moving_labels is None):
+        raise InputError("--fixed-labels and --moving-labels go together")
+    if rule == "dice" and fixed_labels is None:
+        raise InputError("--rule dice needs --fixed-labels and --moving-labels (label maps "
+                         "on the fixed and moving grids); without labels use --rule lcurve")
+    if rule == "tre" and fixed_points is None:
+        raise InputError("--rule tre needs --fixed-points and --moving-points (landmark "
+                         "pairs); without them use --rule lcurve")
+    if rule == "lcurve" and (fixed_labels is not None or labels is not None):
+        raise InputError("--rule lcurve uses no labels: drop --fixed-labels, "
+                         "--moving-labels and --labels (score the chosen α with cidir "
+                         "evaluate), or choose by --rule dice")
+
+
 def record_selection(run: RunFolder, result: SelectionResult, config: SelectionConfig, *,
-                     fixed_labels: str | Path, moving_labels: str | Path,
+                     fixed_labels: str | Path | None = None,
+                     moving_labels: str | Path | None = None,
                      fixed_points: str | Path | None = None,
                      moving_points: str | Path | None = None) -> dict[str, Any]:
     """Write alpha_table.csv and selection.json and record the label / point files in
@@ -135,9 +172,12 @@ def record_selection(run: RunFolder, result: SelectionResult, config: SelectionC
 def _alpha_rows(result_rows) -> list[dict[str, Any]]:
     rows = []
     for row in result_rows:
-        entry = {"alpha": row.alpha, "dice": row.dice, "dice_se": row.dice_se,
-                 "dice_gap_se": row.dice_gap_se,
-                 "folding_percent": row.folding_percent}
+        entry: dict[str, Any] = {"alpha": row.alpha}
+        if row.dice is not None:
+            entry.update(dice=row.dice, dice_se=row.dice_se, dice_gap_se=row.dice_gap_se)
+        if row.similarity is not None:
+            entry.update(similarity=row.similarity, energy=row.energy)
+        entry["folding_percent"] = row.folding_percent
         if row.tre_mm is not None:
             entry["tre_mm"] = row.tre_mm
         entry.update({f"dice_label_{k}": v for k, v in row.dice_per_label.items()})

@@ -1,5 +1,7 @@
-"""Selection: choosing α per patient at inference by Dice (or TRE) over a grid of α."""
+"""Selection: choosing α per patient at inference over a grid of α, by Dice, TRE or
+(without labels) the L-curve corner."""
 
 from cidir.selection.alpha_search import AlphaRow, SelectionResult, alpha_grid, search_alpha
+from cidir.selection.lcurve import search_lcurve
 
-__all__ = ["AlphaRow", "SelectionResult", "alpha_grid", "search_alpha"]
+__all__ = ["AlphaRow", "SelectionResult", "alpha_grid", "search_alpha", "search_lcurve"]

@@ -19,7 +19,8 @@ between an α and the best one — much smaller, because the same voxels serve e
 
 Choice: the α with the best mean Dice; α whose Dice is within the tie tolerance of the best
 (``tie_tolerance``, or ``dice_gap_se`` when that is 0) count as ties, and ties go to the
-smoother (largest) α. With ``criterion="tre"`` the lowest mean TRE wins instead.
+smoother (largest) α. With ``rule="tre"`` the lowest mean TRE wins instead; the label-free
+rule ``lcurve`` is in :mod:`cidir.selection.lcurve`.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ import numpy as np
 import torch
 from scipy import ndimage
 
-from cidir.config import CRITERIA, SelectionConfig
+from cidir.config import RULES, SelectionConfig
 from cidir.errors import InputError
 from cidir.evaluation.metrics import folding_percent, foreground_labels, mean_dice, tre
 from cidir.fields import ConditionedTransform, LabelSampler
@@ -41,15 +42,18 @@ from cidir.geometry import Image
 
 @dataclass
 class AlphaRow:
-    """Scores of one α: mean Dice (± standard error), per-label Dice, folding %, TRE (mm)."""
+    """Scores of one α: mean Dice (± standard error), per-label Dice, folding %, TRE (mm);
+    for the L-curve rule the similarity S and regularizer energy R instead of Dice (None)."""
 
     alpha: float
-    dice: float
-    dice_se: float
+    dice: float | None
+    dice_se: float | None
     folding_percent: float
     dice_gap_se: float = 0.0  # standard error of (best Dice − this Dice), same voxels
     dice_per_label: dict[int, float] = field(default_factory=dict)
     tre_mm: float | None = None
+    similarity: float | None = None  # the run's similarity S (lower is better); lcurve
+    energy: float | None = None  # mean α-driven regularizer energy R (its units); lcurve
 
 
 @dataclass
@@ -57,12 +61,13 @@ class SelectionResult:
     rows: list[AlphaRow]
     alpha: float
     index: int
-    criterion: str
+    rule: str  # what chose α: one of cidir.config.RULES
     labels: list[int]
     sample_points: int
     region_voxels: int
     exact: bool
     seconds: float
+    note: str | None = None  # a rule's own warning (the L-curve without a corner)
 
     @property
     def chosen(self) -> AlphaRow:
@@ -73,10 +78,12 @@ class SelectionResult:
         """A note when the choice sits at the least-regularized end of the prior (α = 0,
         strictly best: ties already go to larger α), where the Dice may still rise for a
         smaller weight than the prior offers; None otherwise."""
-        if self.criterion != "dice" or len(self.rows) < 2 or self.alpha != 0.0 or min(
+        if self.rule != "dice":
+            return self.note
+        if len(self.rows) < 2 or self.alpha != 0.0 or min(
                 r.alpha for r in self.rows) != 0.0:
             return None
-        runner_up = max(r.dice for r in self.rows if r.alpha != 0.0)
+        runner_up = max(float(r.dice or 0.0) for r in self.rows if r.alpha != 0.0)
         return (f"α = 0 (the smallest weight of the prior) is best by Dice ({self.chosen.dice:.4f}"
                 f" vs {runner_up:.4f} for the next best α): the prior may be too stiff for this "
                 "pair; a smaller lambda_min (--regularizer NAME:LMIN:LMAX) and a refit may "
@@ -89,6 +96,8 @@ class SelectionResult:
         out["dice_se"] = self.chosen.dice_se
         out["folding_percent"] = self.chosen.folding_percent
         out["tre_mm"] = self.chosen.tre_mm
+        out["similarity"] = self.chosen.similarity
+        out["energy"] = self.chosen.energy
         return out
 
 
@@ -148,12 +157,13 @@ def _check_inputs(transform: ConditionedTransform, fixed_labels: Image, moving_l
                   config: SelectionConfig, labels: Sequence[int] | None,
                   fixed_points: np.ndarray | None, moving_points: np.ndarray | None,
                   alphas: Sequence[float] | None,
-                  criterion: str) -> tuple[list[int], list[float]]:
+                  rule: str) -> tuple[list[int], list[float]]:
     """The labels and the α grid to score; InputError for anything unusable."""
-    if criterion not in CRITERIA:
-        raise InputError(f"criterion: expected {' or '.join(CRITERIA)}, found {criterion!r}")
-    if criterion == "tre" and fixed_points is None:
-        raise InputError("criterion tre needs fixed and moving landmark points")
+    if rule not in ("dice", "tre"):
+        raise InputError(f"rule: expected dice or tre for a search by labels, found {rule!r}"
+                         f" (all rules: {', '.join(RULES)})")
+    if rule == "tre" and fixed_points is None:
+        raise InputError("rule tre needs fixed and moving landmark points")
     if (fixed_points is None) != (moving_points is None):
         raise InputError("fixed and moving landmark points go together")
     if not fixed_labels.grid.same_as(transform.grid, atol=1e-3):
@@ -165,22 +175,27 @@ def _check_inputs(transform: ConditionedTransform, fixed_labels: Image, moving_l
     if not chosen:
         raise InputError(f"labels {fixed_labels.source} and {moving_labels.source}: no "
                          "foreground label (> 0) in common")
+    return chosen, checked_grid(config, alphas)
+
+
+def checked_grid(config: SelectionConfig, alphas: Sequence[float] | None) -> list[float]:
+    """The α grid (config.num_alphas, or ``alphas``); InputError for α outside [0, 1]."""
     grid = alpha_grid(config.num_alphas) if alphas is None else [float(a) for a in alphas]
     for a in grid:
         if not 0.0 <= a <= 1.0:
             raise InputError(f"alpha {a}: expected a value in [0, 1]")
-    return chosen, grid
+    return grid
 
 
 def search_alpha(transform: ConditionedTransform, fixed_labels: Image, moving_labels: Image,
                  config: SelectionConfig | None = None, labels: Sequence[int] | None = None,
                  fixed_points: np.ndarray | None = None, moving_points: np.ndarray | None = None,
-                 alphas: Sequence[float] | None = None, criterion: str = "dice") -> SelectionResult:
+                 alphas: Sequence[float] | None = None, rule: str = "dice") -> SelectionResult:
     """Score every α of the grid and choose one (see the module docstring)."""
     start = time.perf_counter()
     config = config or SelectionConfig()
     labels, alphas = _check_inputs(transform, fixed_labels, moving_labels, config, labels,
-                                   fixed_points, moving_points, alphas, criterion)
+                                   fixed_points, moving_points, alphas, rule)
     flat, region = sample_region(fixed_labels, labels, config.region_margin_mm,
                                  config.sample_points, config.seed)
     exact = len(flat) == region
@@ -215,14 +230,14 @@ def search_alpha(transform: ConditionedTransform, fixed_labels: Image, moving_la
                 mapped = transform.map_points(fixed_points, a)
                 row.tre_mm = float(tre(mapped, moving_points).mean())
             rows.append(row)
-    index = _choose(rows, criterion, config.tie_tolerance, influences, fpc)
-    return SelectionResult(rows, rows[index].alpha, index, criterion, labels, len(flat), region,
+    index = _choose(rows, rule, config.tie_tolerance, influences, fpc)
+    return SelectionResult(rows, rows[index].alpha, index, rule, labels, len(flat), region,
                            exact, time.perf_counter() - start)
 
 
-def _choose(rows: list[AlphaRow], criterion: str, tie_tolerance: float,
+def _choose(rows: list[AlphaRow], rule: str, tie_tolerance: float,
             influences: list[np.ndarray], fpc: float) -> int:
-    if criterion == "tre":
+    if rule == "tre":
         return int(np.argmin([np.inf if r.tre_mm is None else r.tre_mm for r in rows]))
     scores = np.array([r.dice for r in rows])
     best = int(np.nanargmax(scores))
