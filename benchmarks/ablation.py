@@ -126,28 +126,35 @@ def main(argv: list[str] | None = None) -> int:
             for pair in pairs:
                 pair_dir = pair.save(work / task / pair.name.replace("<-", "_from_"))
                 for variant in args.variants:
-                    overrides = VARIANTS[variant][1]
-                    key = f"{task}|{pair.name}|{variant}"
-                    old = report["runs"].get(key)
-                    digest = config_digest(overrides)
-                    if old and old.get("ok") and old.get("config_sha") == digest:
-                        continue
-                    settings_path = work / "settings.json"
-                    settings_path.write_text(json.dumps(settings_for(overrides)),
-                                             encoding="utf-8")
-                    run = run_one(pair_dir, "cidir", settings_path, work)
-                    run.update(task=task, pair=pair.name, variant=variant,
-                               overrides=overrides, config_sha=digest)
-                    report["runs"][key] = run
-                    _save(report, out)
-                    m = run.get("metrics", {})
-                    print(f"[{task} {pair.name}] {variant}: dice {m.get('dice_eval')} "
-                          f"tre {m.get('tre_mm')} ({run['subprocess_seconds']:.0f} s)"
-                          + ("" if run.get("ok") else f" FAILED {run.get('error')}"),
-                          flush=True)
+                    run_variant(report, out, work, pair_dir, task=task, pair=pair.name,
+                                variant=variant, overrides=VARIANTS[variant][1])
     write_table(report, VARIANTS, Path(args.doc))
     print(f"wrote {out} and {args.doc}")
     return 0
+
+
+def run_variant(report: dict, out: Path, work: Path, pair_dir: Path, *, task: str, pair: str,
+                variant: str, overrides: dict, **extra) -> None:
+    """cidir with ``overrides`` on the pair saved in ``pair_dir``, in a worker subprocess,
+    recorded in ``report["runs"]["task|pair|variant"]`` and saved to ``out`` at once;
+    skipped when a successful run of the same resolved configuration is recorded."""
+    key = f"{task}|{pair}|{variant}"
+    old = report["runs"].get(key)
+    digest = config_digest(overrides)
+    if old and old.get("ok") and old.get("config_sha") == digest:
+        return
+    settings_path = work / "settings.json"
+    settings_path.write_text(json.dumps(settings_for(overrides)), encoding="utf-8")
+    run = run_one(pair_dir, "cidir", settings_path, work)
+    run.update(task=task, pair=pair, variant=variant, overrides=overrides, config_sha=digest,
+               **extra)
+    report["runs"][key] = run
+    _save(report, out)
+    m = run.get("metrics", {})
+    tre = f" tre {m['tre_mm']}" if m.get("tre_mm") is not None else ""
+    print(f"[{task} {pair}] {variant}: dice {m.get('dice_eval')}{tre} "
+          f"({run['subprocess_seconds']:.0f} s)"
+          + ("" if run.get("ok") else f" FAILED {run.get('error')}"), flush=True)
 
 
 def _save(report: dict, path: Path) -> None:

@@ -30,10 +30,10 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from benchmarks.ablation import _save, config_digest, settings_for  # noqa: E402
+from benchmarks.ablation import run_variant  # noqa: E402
 from benchmarks.ablation_report import write_block  # noqa: E402
 from benchmarks.pairs import PairData  # noqa: E402
-from benchmarks.run_benchmarks import code_version, machine_info, run_one  # noqa: E402
+from benchmarks.run_benchmarks import code_version, machine_info  # noqa: E402
 from benchmarks.tasks import TaskSpec, build  # noqa: E402
 
 START, END = "<!-- multimodal:start -->", "<!-- multimodal:end -->"
@@ -90,22 +90,8 @@ def _run_pair(report: dict, out: Path, work: Path, task: str, pair: PairData,
                    work / task / f"{pair.name.replace('<-', '_from_')}-second")}
     for variant in variants:
         contrast, overrides = VARIANTS[variant]
-        key = f"{task}|{pair.name}|{variant}"
-        digest = config_digest(overrides)
-        old = report["runs"].get(key)
-        if old and old.get("ok") and old.get("config_sha") == digest:
-            continue
-        settings_path = work / "settings.json"
-        settings_path.write_text(json.dumps(settings_for(overrides)), encoding="utf-8")
-        run = run_one(folders[contrast], "cidir", settings_path, work)
-        run.update(task=task, pair=pair.name, variant=variant, contrast=contrast,
-                   overrides=overrides, config_sha=digest)
-        report["runs"][key] = run
-        _save(report, out)
-        m = run.get("metrics", {})
-        print(f"[{task} {pair.name}] {variant}: dice {m.get('dice_eval')} "
-              f"({run['subprocess_seconds']:.0f} s)"
-              + ("" if run.get("ok") else f" FAILED {run.get('error')}"), flush=True)
+        run_variant(report, out, work, folders[contrast], task=task, pair=pair.name,
+                    variant=variant, overrides=overrides, contrast=contrast)
 
 
 def table(report: dict) -> str:
