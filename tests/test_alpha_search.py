@@ -30,7 +30,7 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 from cidir.selection.alpha_search import (  # noqa: E402
-    _choose,
+    _choose_by_dice,
     _dice_with_influence,
     _standard_error,
 )
@@ -57,10 +57,10 @@ def test_ties_within_the_gap_standard_error_go_to_the_larger_alpha():
     gap_se = _standard_error(influences[1] - influences[0], 1.0)
     assert 0.002 < gap_se < 0.003
     rows = _rows([0.0, 0.5, 1.0], [0.800, 0.800 - 0.5 * gap_se, 0.700])
-    assert _choose(rows, "dice", 0.0, influences, 1.0) == 1
+    assert _choose_by_dice(rows, 0.0, influences, 1.0)[0] == 1
     assert rows[0].dice_gap_se == 0.0 and rows[1].dice_gap_se == pytest.approx(gap_se)
     rows = _rows([0.0, 0.5, 1.0], [0.800, 0.800 - 2.0 * gap_se, 0.700])
-    assert _choose(rows, "dice", 0.0, influences, 1.0) == 0  # beyond the error: no tie
+    assert _choose_by_dice(rows, 0.0, influences, 1.0)[0] == 0  # beyond the error: no tie
 
 
 def test_tie_tolerance_overrides_the_standard_error():
@@ -69,20 +69,20 @@ def test_tie_tolerance_overrides_the_standard_error():
     influences = _influences()
     gap_se = _standard_error(influences[1] - influences[0], 1.0)
     dices = [0.800, 0.800 - 0.5 * gap_se, 0.700]
-    assert _choose(_rows([0.0, 0.5, 1.0], dices), "dice", 1e-6, influences, 1.0) == 0
-    assert _choose(_rows([0.0, 0.5, 1.0], dices), "dice", 0.2, influences, 1.0) == 2
+    assert _choose_by_dice(_rows([0.0, 0.5, 1.0], dices), 1e-6, influences, 1.0)[0] == 0
+    assert _choose_by_dice(_rows([0.0, 0.5, 1.0], dices), 0.2, influences, 1.0)[0] == 2
     # the best α is larger than its ties: it stays chosen
-    assert _choose(_rows([0.0, 0.5, 1.0], dices[::-1]), "dice", 1e-6, influences[::-1],
-                   1.0) == 2
+    assert _choose_by_dice(_rows([0.0, 0.5, 1.0], dices[::-1]), 1e-6, influences[::-1],
+                           1.0)[0] == 2
 
 
 def test_no_tie_when_every_voxel_is_used():
     """An exact Dice (every voxel of the region, fpc = 0) has no error: only equal Dice ties."""
     influences = _influences()
     rows = _rows([0.0, 0.5, 1.0], [0.8, 0.8 - 1e-12, 0.8])
-    assert _choose(rows, "dice", 0.0, influences, 0.0) == 2  # equal Dice: the larger α
+    assert _choose_by_dice(rows, 0.0, influences, 0.0)[0] == 2  # equal Dice: the larger α
     rows = _rows([0.0, 0.5], [0.8, 0.8 - 1e-9])
-    assert _choose(rows, "dice", 0.0, influences[:2], 0.0) == 0
+    assert _choose_by_dice(rows, 0.0, influences[:2], 0.0)[0] == 0
 
 
 def test_influence_and_standard_error_by_hand():

@@ -24,7 +24,8 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 TINY = {"model.width": 32, "training.iterations": 20, "training.batch_size": 500,
         "objective.calibration_iterations": 5}
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-ALL_FIGURES = {"alpha_curves.png", "images.png", "differences.png", "checkerboard.png",
+ALL_FIGURES = {"alpha_curves.png", "tradeoff.png", "images.png", "differences.png",
+               "checkerboard.png", "uncertainty.png",
                "jacobian.png", "deformed_grid.png", "labels.png", "loss.png"}
 
 
@@ -83,7 +84,8 @@ def test_report_without_optional_parts_removes_stale_figures(tmp_path, trained):
     path = write_report(tmp_path, transform=result.transform, fixed=pair.fixed,
                         moving=pair.moving, alpha=0.5, config_toml="", metrics={})
     images = _referenced_pngs(path.read_text(encoding="utf-8"))
-    assert set(images) == ALL_FIGURES - {"alpha_curves.png", "labels.png", "loss.png"}
+    assert set(images) == ALL_FIGURES - {"alpha_curves.png", "tradeoff.png", "labels.png",
+                                         "uncertainty.png", "loss.png"}
     _check_pngs(tmp_path, images)
 
 

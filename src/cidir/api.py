@@ -44,7 +44,7 @@ from cidir.geometry.frames import World
 from cidir.io.images import read_image, read_label_map, read_mask
 from cidir.io.landmarks import read_points
 from cidir.runtime import resolve_device
-from cidir.selection import SelectionResult, search_alpha
+from cidir.selection import SelectionResult, search_alpha, search_surface
 from cidir.training import FitResult, Trainer, TrainingHook
 
 __all__ = [
@@ -107,8 +107,13 @@ def choose_alpha(transform: ConditionedTransform, fixed_labels: Image, moving_la
                  moving_points: World[np.ndarray] | None = None,
                  rule: str = "dice") -> SelectionResult:
     """Score the α grid by the Dice of the warped moving labels (and TRE when points are
-    given) and choose one by ``rule`` dice or tre (:mod:`cidir.selection.alpha_search`; the
-    label-free rule is :func:`cidir.selection.lcurve.search_lcurve`)."""
+    given) and choose one by ``rule`` dice or tre (:mod:`cidir.selection.alpha_search`), or
+    by the boundary distance of the same labels, ``rule`` surface
+    (:mod:`cidir.selection.surface`); the label-free rule is
+    :func:`cidir.selection.lcurve.search_lcurve`."""
+    if rule == "surface":
+        return search_surface(transform, fixed_labels, moving_labels, selection, labels,
+                              fixed_points, moving_points)
     return search_alpha(transform, fixed_labels, moving_labels, selection, labels,
                         fixed_points, moving_points, rule=rule)
 

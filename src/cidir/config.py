@@ -35,7 +35,8 @@ PRIORS = ("uniform", "fixed")
 ALPHA_SAMPLINGS = ("random", "stratified")  # how the α of one iteration's groups are drawn
 CALIBRATIONS = ("none", "pilot")  # how the λ ranges are scaled to the pair
 LR_SCHEDULES = ("constant", "cosine")
-RULES = ("dice", "tre", "lcurve")  # what chooses α in the grid search (cidir select --rule)
+#: what chooses α in the grid search (cidir select --rule)
+RULES = ("dice", "surface", "tre", "lcurve")
 
 
 # ----------------------------------------------------------------------- checks
@@ -253,8 +254,8 @@ class SelectionConfig(_Validated):
     """Choosing α at inference by a grid search over α on sampled points."""
 
     num_alphas: int = 21  # grid 0, 1/(n-1), ..., 1
-    sample_points: int = 30000  # voxels of the labels' region where Dice is estimated
-    folding_points: int = 5000  # of those, where det J is evaluated (folding %)
+    sample_points: int = 20000  # voxels of the labels' region where Dice is estimated
+    folding_points: int = 2000  # of those, where det J is evaluated (folding %)
     region_margin_mm: float = 10.0  # margin around the labels where points are drawn
     tie_tolerance: float = 0.0  # Dice within this of the best is a tie (0: the gap std. error)
     seed: int = 0

@@ -98,10 +98,12 @@ HELP: dict[str, str] = {
     # selection
     "selection.num_alphas": "α grid size: 0, 1/(n−1), …, 1",
     "selection.sample_points": "voxels of the labels' region where Dice is estimated per α "
-                               "(rule lcurve: of the fit's mask, where the similarity is)",
+                               "(rule surface: near the label boundaries; rule lcurve: of "
+                               "the fit's mask, where the similarity is)",
     "selection.folding_points": "of those, the voxels where det J is evaluated (folding %; "
                                 "rule lcurve: and the regularizer energy)",
-    "selection.region_margin_mm": "margin (mm) around the labels where the points are drawn",
+    "selection.region_margin_mm": "margin (mm) around the labels where the points are drawn "
+                                  "(rule surface: on either side of their boundaries)",
     "selection.tie_tolerance": "a Dice within this of the best counts as a tie (0: the "
                                "standard error of the difference); the largest tied α wins",
     "selection.seed": "random seed of the sampled points",

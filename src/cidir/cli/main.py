@@ -89,12 +89,17 @@ def _run_select(args: argparse.Namespace) -> Outcome:
                                  moving_points_path=args.moving_points,
                                  rule=args.rule, device=args.device)
     row = result.chosen
-    score = (f"Dice {row.dice:.4f} ± {row.dice_se:.4f}" if row.dice is not None else
-             f"L-curve corner, similarity {row.similarity:.5g}, energy {row.energy:.4g}")
+    if row.dice is not None:
+        score = f"Dice {row.dice:.4f} ± {row.dice_se:.4f}"
+    elif row.surface_mm is not None:
+        score = f"mean boundary error {row.surface_mm:.3f} mm"
+    else:
+        score = f"L-curve corner, similarity {row.similarity:.5g}, energy {row.energy:.4g}"
     summary = (f"chosen α = {result.alpha:.4g} by {result.rule}: {score}, "
                f"folding {row.folding_percent:.3f}%"
                + (f", TRE {row.tre_mm:.3f} mm" if row.tre_mm is not None else "")
-               + f" ({len(result.rows)} α in {result.seconds:.2f} s)")
+               + f" ({len(result.rows)} α in {result.seconds:.2f} s; tied with it: α = "
+               + ", ".join(f"{a:g}" for a in result.tied_alphas) + ")")
     warnings = (result.warning,) if result.warning else ()
     return Outcome(summary, {"run": args.run, **result.to_dict()}, warnings)
 
@@ -115,7 +120,8 @@ def _run_export(args: argparse.Namespace) -> Outcome:
     paths = commands.export_run(args.run, field=args.field, fmt=args.format,
                                 jacobian=args.jacobian, alpha=args.alpha,
                                 warp_only=args.warp_only, affine=args.affine,
-                                inverse_field=args.inverse_field, device=args.device)
+                                inverse_field=args.inverse_field,
+                                uncertainty=args.uncertainty, device=args.device)
     lines = [f"wrote {p}" for p in paths]
     data: dict[str, Any] = {"wrote": [str(p) for p in paths]}
     if args.inverse_field:
@@ -125,6 +131,13 @@ def _run_export(args: argparse.Namespace) -> Outcome:
                      f"{inverse['inverse_consistency_region']}: mean {c['mean_mm']:.3g} mm, "
                      f"95th percentile {c['p95_mm']:.3g} mm, max {c['max_mm']:.3g} mm")
         data["inverse"] = inverse
+    if args.uncertainty:
+        u = json.loads((Path(args.run) / "uncertainty.json").read_text(encoding="utf-8"))
+        tied = ", ".join(f"{a:g}" for a in u["tied_alphas"])
+        lines.append(f"α-uncertainty over the tied α {tied} in the {u['region']}: mean "
+                     f"{u['mean_mm']:.3g} mm, 95th percentile {u['p95_mm']:.3g} mm, max "
+                     f"{u['max_mm']:.3g} mm")
+        data["uncertainty"] = u
     return Outcome("\n".join(lines), data)
 
 

@@ -74,10 +74,12 @@ def _add_fit(sub: Subparsers) -> None:
 
 
 def _add_select(sub: Subparsers) -> None:
-    p = sub.add_parser("select", help="choose α by Dice of warped labels, TRE or the L-curve",
+    p = sub.add_parser("select", help="choose α by Dice of warped labels, boundary distance, "
+                                      "TRE or the L-curve",
                        description="Score a grid of α and choose one by --rule: dice (Dice "
                                    "of warped moving labels against fixed labels; TRE too "
-                                   "when points are given), tre (mean TRE of landmark "
+                                   "when points are given), surface (distance between the "
+                                   "label boundaries, mm), tre (mean TRE of landmark "
                                    "pairs) or lcurve (no labels: the corner of the curve "
                                    "of image similarity against regularizer energy). Writes "
                                    "RUN/alpha_table.csv and RUN/selection.json.",
@@ -85,15 +87,18 @@ def _add_select(sub: Subparsers) -> None:
     p.add_argument("run", metavar="RUN", help=RUN_HELP)
     p.add_argument("--rule", choices=RULES, default="dice",
                    help="what chooses α: dice, the best mean Dice of the warped labels (needs "
-                        "--fixed-labels/--moving-labels; ties go to the larger α); tre, the "
+                        "--fixed-labels/--moving-labels; ties go to the larger α); surface, "
+                        "the smallest mean error (mm) of the signed distance to each label's "
+                        "boundary near it (same labels; less blind than Dice for large "
+                        "organs); tre, the "
                         "lowest mean landmark TRE (needs --fixed-points/--moving-points); "
                         "lcurve, label-free: the corner of the L-curve of the run's "
                         "similarity against the log energy of its α-driven regularizer over α, "
                         "on points of the fit's mask (default dice)")
     p.add_argument("--fixed-labels", help="label map on the fixed grid (required by --rule "
-                                          "dice)")
+                                          "dice and surface)")
     p.add_argument("--moving-labels", help="label map on the moving grid (required by --rule "
-                                           "dice)")
+                                           "dice and surface)")
     p.add_argument("--labels", type=label_list, help="labels to use, e.g. 1,2 (default: common)")
     p.add_argument("--fixed-points", help="landmarks in the fixed image (any supported format; "
                                           "required by --rule tre, else TRE per α is added)")
@@ -178,6 +183,12 @@ def _add_export(sub: Subparsers) -> None:
                         "--format itk or ants; writes RUN/inverse.json with the fixed-point "
                         "residual and the inverse-consistency error ‖φ⁻¹(φ(x)) − x‖ (mean, "
                         "95th percentile, max; inside the fixed mask)")
+    p.add_argument("--uncertainty", metavar="IMAGE",
+                   help="output: the α-uncertainty map on the fixed grid (float, mm): at each "
+                        "voxel the largest distance between φ(x; α) over the α the selection "
+                        "found tied with its choice (needs cidir select first; --alpha does "
+                        "not change it); writes RUN/uncertainty.json (tied α; mean, 95th "
+                        "percentile, max inside the fixed mask)")
     _alpha(p, "default: the selected α")
     _output(p)
     _device(p)

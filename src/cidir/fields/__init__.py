@@ -11,6 +11,7 @@ from cidir.fields.dense import (
 )
 from cidir.fields.sampling import ImageSampler, LabelSampler, NearestSampler
 from cidir.fields.transform import ConditionedTransform
+from cidir.fields.uncertainty import alpha_spread_map
 
 __all__ = [
     "INTERPOLATIONS",
@@ -18,6 +19,7 @@ __all__ = [
     "ImageSampler",
     "LabelSampler",
     "NearestSampler",
+    "alpha_spread_map",
     "displacement_field",
     "jacobian_determinant_map",
     "map_in_domain",

@@ -67,6 +67,7 @@ def displacement_field(transform: ConditionedTransform, alpha: Alpha, grid: Grid
     of φ = A ∘ W (ANTs' ``-t warp -t affine``; identical when there is no initial affine)."""
     grid = grid or transform.grid
     a = transform.alpha_tensor(alpha)
+    transform = transform.frozen(a)
 
     def field(x: torch.Tensor) -> torch.Tensor:
         return transform.map_world(x, a) - x if with_affine else transform.displacement(x, a).value
@@ -84,6 +85,7 @@ def jacobian_determinant_map(transform: ConditionedTransform, alpha: Alpha,
     if mask is not None and np.shape(mask) != grid.shape:
         raise ValueError(f"mask: expected shape {grid.shape}, found {np.shape(mask)}")
     a = transform.alpha_tensor(alpha)
+    transform = transform.frozen(a)
     return _evaluate(grid, transform, chunk_size, 1, np.float32,
                      lambda x: transform.map_jet(x, a, order=1).jacobian_determinant(), mask)
 
@@ -95,6 +97,7 @@ def map_in_domain(transform: ConditionedTransform,
     where the network was not trained, as ITK and antsApplyTransforms read a displacement
     field outside its grid (identity there without an initial affine)."""
     a = transform.alpha_tensor(alpha)
+    transform = transform.frozen(a)
     maps = transform.maps(transform.device)
 
     def move(x: torch.Tensor) -> torch.Tensor:

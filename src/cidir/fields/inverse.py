@@ -29,6 +29,7 @@ def inverse_map_points(transform: ConditionedTransform, alpha: float, points: np
     residual ‖φ(x) − y‖ (N,) in mm). Stops a chunk once no point moves more than
     ``tolerance_mm`` in an iteration."""
     a = transform.alpha_tensor(alpha)
+    transform = transform.frozen(a)
     inverse_affine = np.linalg.inv(transform.init_matrix)
     out = np.empty((len(points), transform.ndim))
     residual = np.empty(len(points))

@@ -19,7 +19,7 @@ from torch import nn
 
 from cidir.config import ModelConfig
 from cidir.models.harmonizer import Harmonizer
-from cidir.models.jet_mlp import Jet, JetMLP
+from cidir.models.jet_mlp import Jet, JetMLP, module_twin
 
 
 class DeformationModel(nn.Module):
@@ -58,6 +58,22 @@ class DeformationModel(nn.Module):
             raise ValueError("the cidir model needs α")
         params: torch.Tensor = self.harmonizer(alpha)
         return params
+
+    def frozen(self, alpha: torch.Tensor) -> DeformationModel:
+        """This model at one α (1, K) with the modulation folded into the sine layers
+        (:meth:`JetMLP.folded`): the same displacement and derivatives, α ignored; for
+        inference only (no gradient reaches this model's parameters). Unconditioned kinds are
+        returned as they are."""
+        if self.harmonizer is None:
+            return self
+        with torch.no_grad():
+            params = self.harmonizer(alpha)
+        if params.shape[0] != 1:
+            raise ValueError(f"frozen: expected one α row, found {params.shape[0]}")
+        twin = module_twin(self)
+        twin.harmonizer = None
+        twin.mlp = self.mlp.folded(params[0])
+        return twin
 
     def forward(self, x: torch.Tensor, alpha: torch.Tensor | None = None, order: int = 0,
                 repeats: torch.Tensor | None = None) -> Jet:

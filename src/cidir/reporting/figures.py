@@ -22,7 +22,6 @@ from __future__ import annotations
 import io
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -178,67 +177,6 @@ def symmetric_limit(planes: Sequence[np.ndarray], percentile: float = 99.0) -> f
 
 
 # ---------------------------------------------------------------------------------- figures
-def alpha_curves(rows: Sequence[Mapping], chosen: float, rule: str = "dice") -> bytes:
-    """Mean Dice (± standard error band; the L-curve instead for rule lcurve), % folding and
-    mean TRE (if any) against α; the chosen α marked by a vertical line and annotated."""
-    alphas = np.array([float(r["alpha"]) for r in rows])
-    tre = np.array([np.nan if r.get("tre_mm") is None else float(r["tre_mm"]) for r in rows])
-    has_tre = bool(np.isfinite(tre).any())
-    fig, axes = _new_figure(1, 3 if has_tre else 2, width=4.0, height=3.3)
-    if rows and rows[0].get("dice") is None:
-        _lcurve_panel(axes[0, 0], rows, chosen)
-    else:
-        _dice_panel(axes[0, 0], alphas, rows)
-    ax = axes[0, 1]
-    folding = np.array([float(r["folding_percent"]) for r in rows])
-    ax.plot(alphas, folding, "o-", color="tab:red", markersize=4)
-    top = float(np.nanmax(folding)) if np.isfinite(folding).any() else 0.0
-    ax.set_ylim(0.0, max(1.15 * top, 0.1))
-    ax.set_ylabel("voxels with det J ≤ 0 (%)")
-    ax.set_title("folding", fontsize=9)
-    if has_tre:
-        ax = axes[0, 2]
-        ax.plot(alphas, tre, "o-", color="tab:green", markersize=4)
-        ax.set_ylabel("mean TRE (mm)")
-        ax.set_title("landmark error", fontsize=9)
-    for ax in axes[0, 1 if rows and rows[0].get("dice") is None else 0:]:
-        ax.axvline(chosen, color="k", linestyle="--", linewidth=1)
-        ax.set_xlabel("α (regularization, 0 = weakest, 1 = strongest)", fontsize=8)
-        ax.set_xlim(min(alphas.min(), chosen) - 0.03, max(alphas.max(), chosen) + 0.03)
-        ax.annotate(f"chosen α = {chosen:.3g}", xy=(chosen, 0.97),
-                    xycoords=("data", "axes fraction"), ha="center", va="top", fontsize=8,
-                    bbox={"boxstyle": "round", "fc": "white", "alpha": 0.85})
-        ax.grid(alpha=0.3)
-    return to_png(fig, f"Scores against α (selection by {rule})")
-
-
-def _dice_panel(ax: Any, alphas: np.ndarray, rows: Sequence[Mapping]) -> None:
-    dice = np.array([float(r["dice"]) for r in rows])
-    se = np.array([float(r.get("dice_se") or 0.0) for r in rows])
-    ax.fill_between(alphas, dice - se, dice + se, color="tab:blue", alpha=0.25,
-                    label="± 1 standard error")
-    ax.plot(alphas, dice, "o-", color="tab:blue", markersize=4, label="mean Dice")
-    ax.set_ylabel("mean Dice over labels (0–1)")
-    ax.set_title("Dice of warped labels", fontsize=9)
-    ax.legend(fontsize=7, loc="lower left")
-
-
-def _lcurve_panel(ax: Any, rows: Sequence[Mapping], chosen: float) -> None:
-    """The L-curve: similarity S (x) against log10 regularizer energy R (y), one point per
-    α, the chosen α ringed."""
-    s = np.array([float(r["similarity"]) for r in rows])
-    energy = np.log10(np.maximum([float(r["energy"]) for r in rows], 1e-30))
-    ax.plot(s, energy, "o-", color="tab:blue", markersize=4)
-    pick = int(np.argmin([abs(float(r["alpha"]) - chosen) for r in rows]))
-    ax.plot(s[pick], energy[pick], "o", markersize=10, mfc="none", color="k",
-            label=f"corner, α = {chosen:.3g}")
-    ax.set_xlabel("similarity S (lower is better)", fontsize=8)
-    ax.set_ylabel("log10 regularizer energy R")
-    ax.set_title("L-curve over α", fontsize=9)
-    ax.legend(fontsize=7)
-    ax.grid(alpha=0.3)
-
-
 def image_panels(views: Sequence[SliceView], rows: Mapping[str, Sequence[np.ndarray]],
                  limits: tuple[float, float], title: str, cmap: str = "gray",
                  colorbar_label: str | None = None,

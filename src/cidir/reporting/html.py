@@ -27,8 +27,9 @@ from cidir.reporting.tables import alpha_table, flatten, metrics_table
 __all__ = ["FIGURE_NAMES", "ViewData", "evaluate_view", "flatten", "render_html",
            "write_report"]
 
-FIGURE_NAMES = ("alpha_curves.png", "images.png", "differences.png", "checkerboard.png",
-                "jacobian.png", "deformed_grid.png", "labels.png", "loss.png")
+FIGURE_NAMES = ("alpha_curves.png", "tradeoff.png", "images.png", "differences.png",
+                "checkerboard.png", "jacobian.png", "deformed_grid.png", "labels.png",
+                "uncertainty.png", "loss.png")
 
 CSS = """
 body{font-family:system-ui,sans-serif;margin:2em;max-width:1200px;color:#222}
@@ -136,8 +137,9 @@ def write_report(run_dir: str | Path, *, transform: ConditionedTransform, fixed:
     run_dir = Path(run_dir)
     record = record or RunRecord(metrics=metrics)
     views = F.slice_views(fixed.grid)
+    tied = (selection or {}).get("tied_alphas") or None
     data = [evaluate_view(v, transform, fixed, moving, alpha, fixed_labels, moving_labels,
-                          fixed_mask) for v in views]
+                          fixed_mask, tied) for v in views]
     figures = make_figures(views, data, fixed=fixed, alpha=alpha, selection=selection,
                            loss_history=loss_history,
                            labels=_evaluated_labels(selection, record))

@@ -17,12 +17,14 @@ import numpy as np
 
 from cidir.fields import (
     ConditionedTransform,
+    alpha_spread_map,
     displacement_field,
     jacobian_determinant_map,
     resample_with_field,
 )
 from cidir.geometry import Image
 from cidir.reporting import figures as F
+from cidir.reporting.alpha_figures import alpha_curves, tradeoff_curves
 from cidir.reporting.summary import selection_rule
 
 Figure = tuple[str, bytes, str]  # (file name, PNG bytes, caption)
@@ -40,12 +42,15 @@ class ViewData:
     fixed_labels: np.ndarray | None = None
     warped_labels: np.ndarray | None = None
     mask: np.ndarray | None = None  # the fixed mask (bool)
+    spread: np.ndarray | None = None  # the α-uncertainty (mm) over the tied α
 
 
 def evaluate_view(view: F.SliceView, transform: ConditionedTransform, fixed: Image,
                   moving: Image, alpha: float, fixed_labels: Image | None,
-                  moving_labels: Image | None, fixed_mask: Image | None = None) -> ViewData:
-    """Evaluate φ once on the view's voxels and derive every plane from it."""
+                  moving_labels: Image | None, fixed_mask: Image | None = None,
+                  tied_alphas: Sequence[float] | None = None) -> ViewData:
+    """Evaluate φ once on the view's voxels and derive every plane from it; with
+    ``tied_alphas`` also the α-uncertainty map over them (:func:`alpha_spread_map`)."""
     grid = view.slice_grid(fixed.grid)
     device = transform.device
     field = displacement_field(transform, alpha, grid=grid)
@@ -64,6 +69,8 @@ def evaluate_view(view: F.SliceView, transform: ConditionedTransform, fixed: Ima
             resample_with_field(moving_labels, field, grid, labels=True, device=device).array)
     if fixed_mask is not None:
         data.mask = view.cut(fixed_mask.array).astype(bool)
+    if tied_alphas:
+        data.spread = view.arrange(alpha_spread_map(transform, tied_alphas, grid=grid))
     return data
 
 
@@ -121,13 +128,43 @@ def _image_figures(views: list[F.SliceView], data: list[ViewData], window: tuple
 
 def _alpha_figure(selection: Mapping[str, Any], a: str, alpha: float) -> Figure:
     return ("alpha_curves.png",
-            F.alpha_curves(selection["rows"], alpha, str(selection_rule(selection))),
+            alpha_curves(selection["rows"], alpha, str(selection_rule(selection))),
             f"Scores of the trained network for each α of the search grid: mean Dice of the "
             f"warped moving labels against the fixed labels (band: ± one standard error of "
             f"the estimate from {selection.get('sample_points')} sampled voxels; the same "
             f"voxels serve every α), percentage of folding voxels (det J ≤ 0), and mean "
             f"landmark TRE (mm) when landmarks were given. Dashed line: the α shown in this "
             f"report ({a}).")
+
+
+def _tradeoff_figure(selection: Mapping[str, Any], alpha: float) -> list[Figure]:
+    rule = str(selection_rule(selection))
+    png = tradeoff_curves(selection["rows"], alpha, rule)
+    if png is None:
+        return []
+    return [("tradeoff.png", png,
+             "Alignment against regularity at every α of the search, from the one trained "
+             "network: the alignment score of the rule against the percentage of folding "
+             "voxels and against the standard deviation of log det J (both on "
+             f"{(selection.get('selection_config') or {}).get('folding_points', '')} sampled "
+             "points of the search region; colour: α; ring: the chosen α). Values also in "
+             "alpha_table.csv.")]
+
+
+def _uncertainty_figure(views: list[F.SliceView], data: list[ViewData],
+                        selection: Mapping[str, Any], orientation: str) -> Figure:
+    planes = [cast(np.ndarray, d.spread) for d in data]
+    top = max(float(np.nanmax(p)) for p in planes)
+    tied = ", ".join(f"{float(v):.3g}" for v in selection.get("tied_alphas") or [])
+    png = F.image_panels(views, {"α-uncertainty": planes}, (0.0, max(top, 1e-6)),
+                         "α-uncertainty", cmap="magma", colorbar_label="mm")
+    return ("uncertainty.png", png,
+            f"α-uncertainty: at each voxel the largest distance (mm) between the points φ(x; α)"
+            f" over the α the selection could not tell apart from its choice (α = {tied}; "
+            "max here "
+            f"{top:.3g} mm). Zero where they agree; it shows where the choice of α matters, "
+            "not errors common to every α. Export it with cidir export RUN --uncertainty. "
+            f"{orientation}")
 
 
 def _label_figure(views: list[F.SliceView], data: list[ViewData], window: tuple[float, float],
@@ -155,6 +192,7 @@ def make_figures(views: list[F.SliceView], data: list[ViewData], *, fixed: Image
     out: list[Figure] = []
     if selection and selection.get("rows"):
         out.append(_alpha_figure(selection, a, alpha))
+        out += _tradeoff_figure(selection, alpha)
     window = F.intensity_window(fixed.array)
     out += _image_figures(views, data, window, a, orientation)
     out.append(("jacobian.png", F.jacobian_panel(views, [d.det for d in data]),
@@ -171,6 +209,8 @@ def make_figures(views: list[F.SliceView], data: list[ViewData], *, fixed: Image
                 f"shown. {orientation}"))
     if data[0].fixed_labels is not None:
         out.append(_label_figure(views, data, window, a, orientation, labels))
+    if data[0].spread is not None and selection:
+        out.append(_uncertainty_figure(views, data, selection, orientation))
     if loss_history:
         out.append(("loss.png", F.loss_curves(loss_history),
                     "Training loss against the iteration: total, similarity (negative NCC or "

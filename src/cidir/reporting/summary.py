@@ -133,8 +133,10 @@ def _folding_row(selection: Mapping[str, Any] | None,
                     f"; std log det J {num(evaluation.get('std_log_jacobian'), '.3f')} "
                     "(evaluation.json)", "sum-folding")
     if selection and selection.get("folding_percent") is not None:
+        where = {"lcurve": "of the fit's mask", "surface": "near the label boundaries"}.get(
+            str(selection_rule(selection)), "near the labels")
         return _row(quantity, "0 (identity)", num(selection["folding_percent"], ".3f"),
-                    f"estimate from sampled voxels near the labels, at α = "
+                    f"estimate from sampled voxels {where}, at α = "
                     f"{num(selection.get('alpha'), '.3g')} (selection.json); over the whole "
                     "mask: run cidir evaluate", "sum-folding")
     return _row(quantity, "0 (identity)", "not measured", "run cidir evaluate to measure it",
@@ -214,6 +216,12 @@ def alpha_reason(alpha: float, selection: Mapping[str, Any] | None,
     elif rule == "tre":
         why = (f"by the lowest mean landmark TRE ({num(selection.get('tre_mm'), '.3f')} mm) "
                f"over {len(selection.get('rows') or [])} α")
+    elif rule == "surface":
+        why = (f"by the smallest mean boundary error ({num(selection.get('surface_mm'), '.3f')}"
+               f" mm: signed distance to the boundaries of labels "
+               f"{_labels_text(selection.get('labels') or [])}) over "
+               f"{len(selection.get('rows') or [])} α; ties within the standard error go to "
+               "the larger α")
     elif rule == "lcurve":
         why = ("by the L-curve corner, without labels: the α farthest from the chord of the "
                "curve of image similarity against log regularizer energy over "

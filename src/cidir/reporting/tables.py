@@ -61,7 +61,19 @@ def metrics_table(metrics: Mapping[str, Any]) -> str:
     return f"<table><tr><th>quantity</th><th>value</th></tr>{rows}</table>"
 
 
-def _mean_rows(selection: Mapping[str, Any], has_tre: bool) -> list[str]:
+def _score_columns(rule: str | None) -> list[tuple[str, Any]]:
+    """The score columns of the α table for a rule: (header, cell function) pairs."""
+    if rule == "surface":
+        return [("boundary error (mm)", lambda r: num(r.get("surface_mm"), ".4f"))]
+    if rule == "lcurve":
+        return [("similarity S", lambda r: num(r.get("similarity"), ".5g")),
+                ("regularizer energy R", lambda r: num(r.get("energy"), ".4g"))]
+    return [("mean Dice ± se", lambda r: f"{num(r.get('dice'), '.4f')} ± "
+                                          f"{num(r.get('dice_se'), '.4f')}"),
+            ("se of gap to best", lambda r: num(r.get("dice_gap_se"), ".4f"))]
+
+
+def _mean_rows(selection: Mapping[str, Any], has_tre: bool, columns: list) -> list[str]:
     body = []
     for i, r in enumerate(selection["rows"]):
         chosen = i == selection.get("index")
@@ -69,9 +81,9 @@ def _mean_rows(selection: Mapping[str, Any], has_tre: bool) -> list[str]:
         body.append(
             f"<tr{cls}>"
             f"<td>{num(r['alpha'], '.3f')}{' ◀ chosen' if chosen else ''}</td>"
-            f"<td>{num(r['dice'], '.4f')} ± {num(r.get('dice_se'), '.4f')}</td>"
-            f"<td>{num(r.get('dice_gap_se'), '.4f')}</td>"
-            f"<td>{num(r['folding_percent'], '.3f')}</td>"
+            + "".join(f"<td>{cell(r)}</td>" for _, cell in columns)
+            + f"<td>{num(r['folding_percent'], '.3f')}</td>"
+            f"<td>{num(r.get('std_log_jacobian'), '.3f')}</td>"
             + (f"<td>{num(r.get('tre_mm'), '.3f')}</td>" if has_tre else "") + "</tr>")
     return body
 
@@ -103,20 +115,29 @@ def per_label_table(selection: Mapping[str, Any]) -> str:
 def alpha_table(selection: Mapping[str, Any]) -> str:
     """The α table: mean scores per α (chosen row marked), per-label Dice collapsed."""
     has_tre = any(r.get("tre_mm") is not None for r in selection["rows"])
-    head = ("<tr><th>α</th><th>mean Dice ± se</th><th>se of gap to best</th>"
-            "<th>% det J ≤ 0</th>" + ("<th>mean TRE (mm)</th>" if has_tre else "") + "</tr>")
     s = selection
     rule = s.get("rule") or s.get("criterion")  # criterion: runs selected before rules
+    columns = _score_columns(rule)
+    head = ("<tr><th>α</th>" + "".join(f"<th>{h}</th>" for h, _ in columns)
+            + "<th>% det J ≤ 0</th><th>std log det J</th>"
+            + ("<th>mean TRE (mm)</th>" if has_tre else "") + "</tr>")
     if rule == "lcurve":
         note = (f"Rule: lcurve (the L-curve corner, no labels; Dice not measured); similarity"
                 f" and regularizer energy on {s.get('sample_points')} of "
                 f"{s.get('region_voxels')} voxels of the fit's mask; search took "
                 f"{num(s.get('seconds'), '.2f')} s.")
+    elif rule == "surface":
+        note = (f"Rule: surface; labels {fmt(s.get('labels'))}; mean error (mm) of the signed "
+                f"distance to each label's boundary on {s.get('sample_points')} of "
+                f"{s.get('region_voxels')} voxels near the boundaries; search took "
+                f"{num(s.get('seconds'), '.2f')} s. Ties (within the standard error of the "
+                "gap) go to the larger, smoother α.")
     else:
         note = (f"Rule: {rule}; labels {fmt(s.get('labels'))}; Dice estimated on "
                 f"{s.get('sample_points')} of {s.get('region_voxels')} voxels near the labels"
                 f"{' (exact)' if s.get('exact') else ''}; search took "
                 f"{num(s.get('seconds'), '.2f')} s. Ties (within the standard error of the "
                 "gap) go to the larger, smoother α.")
-    return (f"<table id='alpha-table'>{head}{''.join(_mean_rows(selection, has_tre))}</table>"
+    return (f"<table id='alpha-table'>{head}{''.join(_mean_rows(selection, has_tre, columns))}"
+            "</table>"
             f"<p>{html.escape(note)}</p>{per_label_table(selection)}")

@@ -45,6 +45,7 @@ from cidir.runs.at_alpha import alpha_for, check_alpha, provenance
 from cidir.runs.fit import FitRun, fit_run, machine_info, resume_run
 from cidir.runs.folder import RunFolder
 from cidir.runs.inverse import export_inverse
+from cidir.runs.uncertainty import export_uncertainty, selection_tied_alphas
 from cidir.runtime import resolve_device
 from cidir.selection import SelectionResult, search_lcurve
 
@@ -94,8 +95,8 @@ def select_run(run_dir: str | Path, fixed_labels_path: str | None = None,
                selection: SelectionConfig | None = None, labels: Sequence[int] | None = None,
                fixed_points_path: str | None = None, moving_points_path: str | None = None,
                rule: str = "dice", device: str = "cpu") -> SelectionResult:
-    """Grid search over α by ``rule`` (dice, tre or lcurve); writes alpha_table.csv and
-    selection.json."""
+    """Grid search over α by ``rule`` (dice, surface, tre or lcurve); writes alpha_table.csv
+    and selection.json."""
     run = RunFolder(run_dir)
     run.require_trained()
     _check_rule_inputs(rule, fixed_labels_path, moving_labels_path, fixed_points_path,
@@ -140,8 +141,8 @@ def _check_rule_inputs(rule: str, fixed_labels: str | None, moving_labels: str |
         raise InputError("--fixed-points and --moving-points go together")
     if (fixed_labels is None) != (moving_labels is None):
         raise InputError("--fixed-labels and --moving-labels go together")
-    if rule == "dice" and fixed_labels is None:
-        raise InputError("--rule dice needs --fixed-labels and --moving-labels (label maps "
+    if rule in ("dice", "surface") and fixed_labels is None:
+        raise InputError(f"--rule {rule} needs --fixed-labels and --moving-labels (label maps "
                          "on the fixed and moving grids); without labels use --rule lcurve")
     if rule == "tre" and fixed_points is None:
         raise InputError("--rule tre needs --fixed-points and --moving-points (landmark "
@@ -177,7 +178,10 @@ def _alpha_rows(result_rows) -> list[dict[str, Any]]:
             entry.update(dice=row.dice, dice_se=row.dice_se, dice_gap_se=row.dice_gap_se)
         if row.similarity is not None:
             entry.update(similarity=row.similarity, energy=row.energy)
+        if row.surface_mm is not None:
+            entry["surface_mm"] = row.surface_mm
         entry["folding_percent"] = row.folding_percent
+        entry["std_log_jacobian"] = row.std_log_jacobian
         if row.tre_mm is not None:
             entry["tre_mm"] = row.tre_mm
         entry.update({f"dice_label_{k}": v for k, v in row.dice_per_label.items()})
@@ -189,18 +193,24 @@ def _alpha_rows(result_rows) -> list[dict[str, Any]]:
 def export_run(run_dir: str | Path, *, field: str | None = None, fmt: str = "itk",
                jacobian: str | None = None, alpha: float | None = None,
                warp_only: str | None = None, affine: str | None = None,
-               inverse_field: str | None = None, device: str = "cpu") -> list[Path]:
+               inverse_field: str | None = None, uncertainty: str | None = None,
+               device: str = "cpu") -> list[Path]:
     """Write at α the displacement field φ(x) − x, the Jacobian-determinant map, and/or φ's
     two parts apart: the warp alone (u(x) on the fixed grid, ``warp_only``) and the initial
     affine (an ITK transform file, ``affine``), so that φ = affine ∘ warp; and φ⁻¹ − id on
-    the moving grid (``inverse_field``, with RUN/inverse.json, :mod:`cidir.runs.inverse`)."""
+    the moving grid (``inverse_field``, with RUN/inverse.json, :mod:`cidir.runs.inverse`);
+    the α-uncertainty map of the selection's tied α (``uncertainty``, with
+    RUN/uncertainty.json, :mod:`cidir.runs.uncertainty`)."""
     run = RunFolder(run_dir)
     run.require_trained()
-    if all(x is None for x in (field, jacobian, warp_only, affine, inverse_field)):
-        raise InputError("export: give --field, --jacobian, --warp-only, --affine and/or "
-                         "--inverse-field")
+    if all(x is None for x in (field, jacobian, warp_only, affine, inverse_field, uncertainty)):
+        raise InputError("export: give --field, --jacobian, --warp-only, --affine, "
+                         "--inverse-field and/or --uncertainty")
     a = alpha_for(run, alpha)
     _check_export_outputs(run.ndim(), field, fmt, jacobian, warp_only, affine, inverse_field)
+    if uncertainty is not None:
+        check_image_output(uncertainty, "--uncertainty", run.ndim(), "float")
+        selection_tied_alphas(run.selection(), run)  # refuses a run without a selection
     transform = run.load_transform(resolve_device(device))
     meta = provenance(run, a)
     written = []
@@ -220,6 +230,8 @@ def export_run(run_dir: str | Path, *, field: str | None = None, fmt: str = "itk
         det = jacobian_determinant_map(transform, a)
         write_image(Image(det, transform.grid, "jacobian"), jacobian, metadata=meta)
         written.append(Path(jacobian))
+    if uncertainty is not None:
+        written += export_uncertainty(run, transform, uncertainty, meta)
     return written
 
 

@@ -35,15 +35,22 @@ from scipy import ndimage
 
 from cidir.config import RULES, SelectionConfig
 from cidir.errors import InputError
-from cidir.evaluation.metrics import folding_percent, foreground_labels, mean_dice, tre
+from cidir.evaluation.metrics import (
+    folding_percent,
+    foreground_labels,
+    mean_dice,
+    std_log_jacobian,
+    tre,
+)
 from cidir.fields import ConditionedTransform, LabelSampler
 from cidir.geometry import Image
 
 
 @dataclass
 class AlphaRow:
-    """Scores of one α: mean Dice (± standard error), per-label Dice, folding %, TRE (mm);
-    for the L-curve rule the similarity S and regularizer energy R instead of Dice (None)."""
+    """Scores of one α: mean Dice (± standard error), per-label Dice, folding % and std of
+    log det ∇φ (on the sampled folding points), TRE (mm); for the L-curve rule the
+    similarity S and regularizer energy R instead of Dice (None)."""
 
     alpha: float
     dice: float | None
@@ -54,6 +61,8 @@ class AlphaRow:
     tre_mm: float | None = None
     similarity: float | None = None  # the run's similarity S (lower is better); lcurve
     energy: float | None = None  # mean α-driven regularizer energy R (its units); lcurve
+    std_log_jacobian: float | None = None  # std of log det ∇φ where det > 0
+    surface_mm: float | None = None  # mean boundary error (mm); rule surface
 
 
 @dataclass
@@ -68,6 +77,13 @@ class SelectionResult:
     exact: bool
     seconds: float
     note: str | None = None  # a rule's own warning (the L-curve without a corner)
+    tied: list[int] = field(default_factory=list)  # rows statistically tied with the choice
+
+    @property
+    def tied_alphas(self) -> list[float]:
+        """The α tied with the chosen one (the chosen α included): where the rule cannot
+        tell them apart — the set :func:`cidir.fields.alpha_spread_map` measures."""
+        return [self.rows[i].alpha for i in (self.tied or [self.index])]
 
     @property
     def chosen(self) -> AlphaRow:
@@ -98,7 +114,13 @@ class SelectionResult:
         out["tre_mm"] = self.chosen.tre_mm
         out["similarity"] = self.chosen.similarity
         out["energy"] = self.chosen.energy
+        out["surface_mm"] = self.chosen.surface_mm
+        out["tied_alphas"] = self.tied_alphas
         return out
+
+
+#: label boxes larger than this (voxels) get their margin on a grid twice as coarse
+COARSE_ABOVE = 2_000_000
 
 
 def alpha_grid(num: int) -> list[float]:
@@ -109,15 +131,42 @@ def alpha_grid(num: int) -> list[float]:
 def sample_region(fixed_labels: Image, labels: Sequence[int], margin_mm: float, n: int,
                   seed: int) -> tuple[np.ndarray, int]:
     """Flat voxel indices drawn from the labels' region (within ``margin_mm``), and its size."""
-    foreground = np.isin(fixed_labels.array, labels)
-    if margin_mm > 0:
-        distance = ndimage.distance_transform_edt(~foreground,
-                                                  sampling=fixed_labels.grid.spacing_zyx)
-        foreground = distance <= margin_mm
-    flat = np.flatnonzero(foreground.ravel())
+    region = labels_region(fixed_labels, labels, margin_mm)
+    flat = np.flatnonzero(region.ravel())
     if len(flat) > n:
         flat = np.sort(np.random.default_rng(seed).choice(flat, n, replace=False))
-    return flat, int(foreground.sum())
+    return flat, int(region.sum())
+
+
+def labels_region(fixed_labels: Image, labels: Sequence[int], margin_mm: float) -> np.ndarray:
+    """Boolean array (the label map's shape): voxels within ``margin_mm`` (mm) of the labels.
+    The distance transform runs on the labels' bounding box grown by the margin only, and on
+    a grid twice as coarse when that box has more than COARSE_ABOVE voxels (the margin is
+    then exact to within one coarse voxel; the labels themselves are always in)."""
+    foreground = np.isin(fixed_labels.array, labels)
+    if margin_mm <= 0 or not foreground.any():
+        return foreground
+    spacing = np.asarray(fixed_labels.grid.spacing_zyx, float)
+    grow = np.ceil(margin_mm / spacing).astype(int) + 2
+    where = np.nonzero(foreground)
+    box = tuple(slice(max(int(w.min()) - g, 0), int(w.max()) + g + 1)
+                for w, g in zip(where, grow, strict=True))
+    crop = foreground[box]
+    factor = 2 if crop.size > COARSE_ABOVE else 1
+    if factor > 1:
+        pad = [(0, (-n) % factor) for n in crop.shape]
+        blocks = np.pad(crop, pad).reshape([v for n in np.pad(crop, pad).shape
+                                            for v in (n // factor, factor)])
+        coarse = blocks.any(axis=tuple(range(1, 2 * crop.ndim, 2)))
+        near = ndimage.distance_transform_edt(~coarse, sampling=spacing * factor) <= margin_mm
+        for axis in range(crop.ndim):
+            near = near.repeat(factor, axis=axis)
+        near = near[tuple(slice(0, n) for n in crop.shape)] | crop
+    else:
+        near = ndimage.distance_transform_edt(~crop, sampling=spacing) <= margin_mm
+    region = np.zeros_like(foreground)
+    region[box] = near
+    return region
 
 
 def _dice_with_influence(fixed: np.ndarray, warped: np.ndarray, labels: Sequence[int]
@@ -207,6 +256,7 @@ def search_alpha(transform: ConditionedTransform, fixed_labels: Image, moving_la
     sampler = LabelSampler(moving_labels, device)
 
     influences: list[np.ndarray] = []
+    errors: list[np.ndarray] = []  # per-landmark TRE (mm) of each α
     n_fold = min(config.folding_points, len(flat))
     fold_idx = torch.as_tensor(np.random.default_rng(config.seed + 1).permutation(len(flat))
                                [:n_fold], device=device)
@@ -214,31 +264,37 @@ def search_alpha(transform: ConditionedTransform, fixed_labels: Image, moving_la
     with torch.no_grad():
         for a in alphas:
             at = transform.alpha_tensor(a)
-            warped = sampler(transform.map_world(world, at)).cpu().numpy()
-            det = transform.map_jet(world[fold_idx], at, order=1).jacobian_determinant()
+            at_alpha = transform.frozen(at)
+            warped = sampler(at_alpha.map_world(world, at)).cpu().numpy()
+            det = at_alpha.map_jet(world[fold_idx], at, order=1).jacobian_determinant()
             per_label, influence = _dice_with_influence(fixed_values, warped, labels)
             influences.append(influence)
+            det_values = det.cpu().numpy()
             row = AlphaRow(
                 alpha=a,
                 dice=mean_dice(per_label),
                 dice_se=_standard_error(influence, fpc),
-                folding_percent=folding_percent(det.cpu().numpy()),
+                folding_percent=folding_percent(det_values),
                 dice_per_label=per_label,
+                std_log_jacobian=std_log_jacobian(det_values),
             )
             if fixed_points is not None:
                 assert moving_points is not None  # checked with the inputs
-                mapped = transform.map_points(fixed_points, a)
-                row.tre_mm = float(tre(mapped, moving_points).mean())
+                errors.append(tre(at_alpha.map_points(fixed_points, a), moving_points))
+                row.tre_mm = float(errors[-1].mean())
             rows.append(row)
-    index = _choose(rows, rule, config.tie_tolerance, influences, fpc)
-    return SelectionResult(rows, rows[index].alpha, index, rule, labels, len(flat), region,
-                           exact, time.perf_counter() - start)
-
-
-def _choose(rows: list[AlphaRow], rule: str, tie_tolerance: float,
-            influences: list[np.ndarray], fpc: float) -> int:
     if rule == "tre":
-        return int(np.argmin([np.inf if r.tre_mm is None else r.tre_mm for r in rows]))
+        index, tied = choose_by_tre(rows, errors)
+    else:
+        index, tied = _choose_by_dice(rows, config.tie_tolerance, influences, fpc)
+    return SelectionResult(rows, rows[index].alpha, index, rule, labels, len(flat), region,
+                           exact, time.perf_counter() - start, tied=tied)
+
+
+def _choose_by_dice(rows: list[AlphaRow], tie_tolerance: float, influences: list[np.ndarray],
+                    fpc: float) -> tuple[int, list[int]]:
+    """The largest α among those whose Dice is within the tolerance (or the standard error
+    of the gap) of the best, and that tied set; sets each row's ``dice_gap_se``."""
     scores = np.array([r.dice for r in rows])
     best = int(np.nanargmax(scores))
     ties = []
@@ -248,4 +304,18 @@ def _choose(rows: list[AlphaRow], rule: str, tie_tolerance: float,
         tolerance = tie_tolerance if tie_tolerance > 0 else gap_se
         if np.isfinite(scores[i]) and scores[i] >= scores[best] - tolerance:
             ties.append(i)
-    return max(ties, key=lambda i: rows[i].alpha)
+    return max(ties, key=lambda i: rows[i].alpha), ties
+
+
+def choose_by_tre(rows: list[AlphaRow], errors: list[np.ndarray]) -> tuple[int, list[int]]:
+    """The α of lowest mean TRE, and the α tied with it: those whose mean excess over it
+    (paired over the landmarks) is within its standard error."""
+    means = np.array([e.mean() for e in errors])
+    best = int(np.argmin(means))
+    ties = []
+    for i, e in enumerate(errors):
+        gap = e - errors[best]
+        se = float(gap.std(ddof=1) / np.sqrt(len(gap))) if len(gap) > 1 else 0.0
+        if means[i] - means[best] <= se:
+            ties.append(i)
+    return best, ties

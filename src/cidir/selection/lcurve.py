@@ -27,6 +27,9 @@ S and R and grow where grid points crowd; the distance to the chord is a zero-or
 not change when either axis is rescaled. When no point lies on the ideal side of the chord
 (no L: the prior's λ range is too narrow for this pair) the rule keeps the middle α and the
 result carries a ``note``.
+
+Ties: the α whose distance from the chord is within MIN_CORNER_DISTANCE of the corner's —
+the rule cannot tell them apart (every α when there is no corner).
 """
 
 from __future__ import annotations
@@ -39,7 +42,7 @@ import torch
 
 from cidir.config import ObjectiveConfig, SelectionConfig
 from cidir.errors import InputError
-from cidir.evaluation.metrics import folding_percent, tre
+from cidir.evaluation.metrics import folding_percent, std_log_jacobian, tre
 from cidir.fields import ConditionedTransform, ImageSampler
 from cidir.geometry import Image
 from cidir.losses import Objective
@@ -107,16 +110,17 @@ def _unit(values: np.ndarray) -> np.ndarray:
 @torch.no_grad()
 def _score(transform: ConditionedTransform, moving: ImageSampler, loss: Objective,
            world: torch.Tensor, fixed_values: torch.Tensor, n_derivative: int,
-           alpha: float) -> tuple[float, float, float]:
-    """(S, R, folding %) at α: S on every sampled world point (B, D) mm, R and folding on
-    the first ``n_derivative`` (see the module docstring)."""
+           alpha: float) -> tuple[float, float, np.ndarray]:
+    """(S, R, det ∇φ) at α: S on every sampled world point (B, D) mm, R and det ∇φ on the
+    first ``n_derivative`` (see the module docstring)."""
     at = transform.alpha_tensor(alpha)
+    transform = transform.frozen(at)
     warped = moving(transform.map_world(world, at))
     s = float(loss.similarity(fixed_values.view(1, -1), warped.view(1, -1)).mean())
     jet = transform.map_jet(world[:n_derivative], at, order=loss.derivative_order)
     values = loss.regularizer_values(jet.u.jacobian, jet.u.hessian)
     energy = sum(float(values[name].mean()) for name in _energy_terms(loss.config))
-    return s, energy, folding_percent(jet.jacobian_determinant().cpu().numpy())
+    return s, energy, jet.jacobian_determinant().cpu().numpy()
 
 
 def search_lcurve(transform: ConditionedTransform, fixed: Image, moving: Image,
@@ -147,19 +151,22 @@ def search_lcurve(transform: ConditionedTransform, fixed: Image, moving: Image,
     sampler, loss = ImageSampler(moving, device), Objective(objective)
     rows, curve = [], []
     for a in grid:
-        s, energy, folding = _score(transform, sampler, loss, world, values, n_derivative, a)
+        s, energy, det = _score(transform, sampler, loss, world, values, n_derivative, a)
         curve.append((s, energy))
-        row = AlphaRow(alpha=a, dice=None, dice_se=None, folding_percent=folding,
-                       similarity=s, energy=energy)
+        row = AlphaRow(alpha=a, dice=None, dice_se=None, folding_percent=folding_percent(det),
+                       similarity=s, energy=energy, std_log_jacobian=std_log_jacobian(det))
         if fixed_points is not None and moving_points is not None:
             row.tre_mm = float(tre(transform.map_points(fixed_points, a), moving_points).mean())
         rows.append(row)
-    index, _ = lcurve_corner([c[0] for c in curve], [c[1] for c in curve])
+    index, distance = lcurve_corner([c[0] for c in curve], [c[1] for c in curve])
     note = None
-    if index < 0:
+    tied = list(range(len(rows)))  # no corner: no α is distinguished
+    if index >= 0:
+        tied = [i for i, d in enumerate(distance) if d >= distance[index] - MIN_CORNER_DISTANCE]
+    else:
         index = len(rows) // 2
         note = ("the L-curve (similarity against log regularizer energy over α) has no "
                 f"corner: α = {rows[index].alpha:.3g}, the middle of the grid, was kept; the "
                 "λ range of the prior may be too narrow for this pair")
     return SelectionResult(rows, rows[index].alpha, index, "lcurve", [], len(flat), region,
-                           len(flat) == region, time.perf_counter() - start, note)
+                           len(flat) == region, time.perf_counter() - start, note, tied)

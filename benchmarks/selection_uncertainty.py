@@ -1,0 +1,121 @@
+"""Is the α-uncertainty map meaningful? Its calibration against the known field of the
+phantom: the "Uncertainty" table of docs/selection.md (issue 11 item 3).
+
+    python benchmarks/selection_uncertainty.py [--tasks phantom phantom-sliding] [--pairs 2]
+
+For each phantom pair (trained once, :mod:`benchmarks.selection_fits`) and each label rule
+(dice, surface) the selection's tied α give the map u(x) = max ‖φ(x; α_i) − φ(x; α_j)‖ (the
+library's :func:`cidir.fields.alpha_spread_map`, here at 200,000 seeded voxels of the lung
+mask), and the true error at the chosen α is e(x) = ‖φ(x; α*) − x − d_true(x)‖. Reported:
+the Pearson and Spearman correlations of u and e over the voxels, the share of voxels whose
+true error exceeds the uncertainty (e > u), mean u and mean e, and mean e within the voxels
+of the highest and lowest fifth of u. Results: benchmarks/results/selection_uncertainty.json
+and the block between the ``selection-uncertainty`` markers of docs/selection.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+from scipy import stats
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from benchmarks.ablation_report import write_block  # noqa: E402
+from benchmarks.selection_fits import (  # noqa: E402
+    FittedPair,
+    add_arguments,
+    fitted_task,
+    provenance_line,
+    study_record,
+)
+from benchmarks.selection_judge import FIELD_POINTS  # noqa: E402
+from cidir.selection import search_alpha, search_surface  # noqa: E402
+
+START, END = "<!-- selection-uncertainty:start -->", "<!-- selection-uncertainty:end -->"
+
+
+def _points(fp: FittedPair) -> tuple[np.ndarray, np.ndarray]:
+    pair = fp.pair
+    assert pair.gt_field is not None and pair.fold_mask is not None
+    flat = np.flatnonzero(pair.fold_mask.array.reshape(-1) > 0)
+    if len(flat) > FIELD_POINTS:
+        flat = np.sort(np.random.default_rng(0).choice(flat, FIELD_POINTS, replace=False))
+    return pair.fixed.grid.world_points(flat), pair.gt_field.reshape(-1, pair.ndim)[flat]
+
+
+def calibration(fp: FittedPair, rule: str) -> dict:
+    pair = fp.pair
+    search = search_surface if rule == "surface" else search_alpha
+    result = search(fp.transform, pair.fixed_sel, pair.moving_sel, fp.config.selection,
+                    labels=pair.sel_labels)
+    world, truth = _points(fp)
+    mapped = [fp.transform.map_points(world, a) for a in result.tied_alphas]
+    spread = np.zeros(len(world))
+    for i in range(len(mapped)):
+        for j in range(i + 1, len(mapped)):
+            spread = np.maximum(spread, np.linalg.norm(mapped[i] - mapped[j], axis=1))
+    chosen = fp.transform.map_points(world, result.alpha) - world
+    error = np.linalg.norm(chosen - truth, axis=1)
+    low, high = np.percentile(spread, [20, 80])
+    varies = spread.std() > 0
+    return {"task": pair.task, "pair": pair.name, "rule": rule, "alpha": result.alpha,
+            "tied_alphas": result.tied_alphas, "points": len(world),
+            "pearson": float(stats.pearsonr(spread, error)[0]) if varies else None,
+            "spearman": float(stats.spearmanr(spread, error)[0]) if varies else None,
+            "share_error_above_uncertainty": float((error > spread).mean()),
+            "mean_uncertainty_mm": float(spread.mean()), "mean_error_mm": float(error.mean()),
+            "error_top_fifth_mm": float(error[spread >= high].mean()),
+            "error_bottom_fifth_mm": float(error[spread <= low].mean())}
+
+
+def _num(value: float | None, spec: str) -> str:
+    return "—" if value is None else format(value, spec)
+
+
+def table(rows: list[dict]) -> str:
+    lines = ["| pair | rule | tied α | mean u (mm) | mean e (mm) | Pearson r | Spearman ρ | "
+             "share e > u | mean e, top fifth of u | mean e, bottom fifth of u |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        tied = ", ".join(f"{a:g}" for a in r["tied_alphas"])
+        lines.append(
+            f"| {r['task']} {r['pair']} | {r['rule']} | {tied} | "
+            f"{r['mean_uncertainty_mm']:.3f} | {r['mean_error_mm']:.3f} | "
+            f"{_num(r['pearson'], '.2f')} | {_num(r['spearman'], '.2f')} | "
+            f"{r['share_error_above_uncertainty']:.1%} | {r['error_top_fifth_mm']:.3f} | "
+            f"{r['error_bottom_fifth_mm']:.3f} |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    add_arguments(p)
+    p.set_defaults(tasks=["phantom", "phantom-sliding"])
+    p.add_argument("--out", default=str(ROOT / "benchmarks" / "results" /
+                                        "selection_uncertainty.json"))
+    p.add_argument("--doc", default=str(ROOT / "docs" / "selection.md"))
+    args = p.parse_args(argv)
+    rows = []
+    for task in args.tasks:
+        fitted, _ = fitted_task(task, args.pairs, Path(args.work), Path(args.shared_data))
+        for fp in fitted:
+            for rule in ("dice", "surface"):
+                rows.append(calibration(fp, rule))
+                print(json.dumps(rows[-1]), flush=True)
+    report = {**study_record("benchmarks/selection_uncertainty.py", sys.argv[1:]),
+              "results": rows}
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(report, indent=1), encoding="utf-8")
+    write_block(Path(args.doc), START, END, provenance_line(report) + "\n\n" + table(rows))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
