@@ -9,7 +9,8 @@ library's :func:`cidir.fields.alpha_spread_map`, here at 200,000 seeded voxels o
 mask), and the true error at the chosen α is e(x) = ‖φ(x; α*) − x − d_true(x)‖. Reported:
 the Pearson and Spearman correlations of u and e over the voxels, the share of voxels whose
 true error exceeds the uncertainty (e > u), mean u and mean e, and mean e within the voxels
-of the highest and lowest fifth of u. Results: benchmarks/results/selection_uncertainty.json
+of the highest and lowest fifth of u. A third row, ``every α``, spans the whole grid: how far
+the prior moves φ at all. Results: benchmarks/results/selection_uncertainty.json
 and the block between the ``selection-uncertainty`` markers of docs/selection.md.
 """
 
@@ -51,12 +52,16 @@ def _points(fp: FittedPair) -> tuple[np.ndarray, np.ndarray]:
 
 
 def calibration(fp: FittedPair, rule: str) -> dict:
+    """The map over the tied α of ``rule`` (dice or surface; ``every α``: the dice rule's
+    choice, the map over the whole grid — how far the prior moves φ at all) against the true
+    error at the chosen α."""
     pair = fp.pair
     search = search_surface if rule == "surface" else search_alpha
     result = search(fp.transform, pair.fixed_sel, pair.moving_sel, fp.config.selection,
                     labels=pair.sel_labels)
+    spanned = [r.alpha for r in result.rows] if rule == "every α" else result.tied_alphas
     world, truth = _points(fp)
-    mapped = [fp.transform.map_points(world, a) for a in result.tied_alphas]
+    mapped = [fp.transform.map_points(world, a) for a in spanned]
     spread = np.zeros(len(world))
     for i in range(len(mapped)):
         for j in range(i + 1, len(mapped)):
@@ -66,7 +71,7 @@ def calibration(fp: FittedPair, rule: str) -> dict:
     low, high = np.percentile(spread, [20, 80])
     varies = spread.std() > 0
     return {"task": pair.task, "pair": pair.name, "rule": rule, "alpha": result.alpha,
-            "tied_alphas": result.tied_alphas, "points": len(world),
+            "tied_alphas": spanned, "points": len(world),
             "pearson": float(stats.pearsonr(spread, error)[0]) if varies else None,
             "spearman": float(stats.spearmanr(spread, error)[0]) if varies else None,
             "share_error_above_uncertainty": float((error > spread).mean()),
@@ -80,11 +85,12 @@ def _num(value: float | None, spec: str) -> str:
 
 
 def table(rows: list[dict]) -> str:
-    lines = ["| pair | rule | tied α | mean u (mm) | mean e (mm) | Pearson r | Spearman ρ | "
+    lines = ["| pair | rule | α spanned | mean u (mm) | mean e (mm) | Pearson r | Spearman ρ | "
              "share e > u | mean e, top fifth of u | mean e, bottom fifth of u |",
              "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         tied = ", ".join(f"{a:g}" for a in r["tied_alphas"])
+        tied = "all 21" if len(r["tied_alphas"]) == 21 and r["rule"] == "every α" else tied
         lines.append(
             f"| {r['task']} {r['pair']} | {r['rule']} | {tied} | "
             f"{r['mean_uncertainty_mm']:.3f} | {r['mean_error_mm']:.3f} | "
@@ -106,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     for task in args.tasks:
         fitted, _ = fitted_task(task, args.pairs, Path(args.work), Path(args.shared_data))
         for fp in fitted:
-            for rule in ("dice", "surface"):
+            for rule in ("dice", "surface", "every α"):
                 rows.append(calibration(fp, rule))
                 print(json.dumps(rows[-1]), flush=True)
     report = {**study_record("benchmarks/selection_uncertainty.py", sys.argv[1:]),

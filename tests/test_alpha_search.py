@@ -127,3 +127,29 @@ def test_standard_errors_match_simulation():
     assert np.mean(se) == pytest.approx(dice_a.std(ddof=1), rel=0.15)
     assert np.mean(gap_se) == pytest.approx((dice_b - dice_a).std(ddof=1), rel=0.15)
     assert np.mean(gap_se) < 0.8 * np.mean(se)  # the same voxels serve both α: smaller
+
+
+# ------------------------------------------------------------------- the labels' region
+def test_region_on_a_coarse_grid_is_within_a_coarse_voxel(monkeypatch):
+    """A box above COARSE_ABOVE voxels gets its margin on a grid twice as coarse: the region
+    keeps every label voxel and is the exact one to within a coarse voxel's diagonal."""
+    from scipy import ndimage
+
+    from cidir.geometry import Grid, Image
+    from cidir.selection import alpha_search
+
+    grid = Grid.from_shape((30, 40, 50), (1.5, 1.0, 1.0))
+    zyx = np.stack(np.meshgrid(*[np.arange(n) for n in (30, 40, 50)], indexing="ij"), -1)
+    labels = np.zeros((30, 40, 50), np.int16)
+    labels[np.linalg.norm((zyx - [15, 20, 25]) / [6, 9, 12], axis=-1) <= 1] = 3
+    labels[2:4, 5:9, 40:44] = 7  # a small label near the edge
+    image = Image(labels, grid, "labels")
+    exact = alpha_search.labels_region(image, [3, 7], 6.0)
+    monkeypatch.setattr(alpha_search, "COARSE_ABOVE", 0)
+    coarse = alpha_search.labels_region(image, [3, 7], 6.0)
+    distance = ndimage.distance_transform_edt(labels == 0, sampling=grid.spacing_zyx)
+    assert np.array_equal(exact, distance <= 6.0)
+    diagonal = float(np.linalg.norm(2 * np.asarray(grid.spacing_zyx)))
+    assert coarse[labels > 0].all()
+    assert coarse[distance <= 6.0 - diagonal].all() and not coarse[distance > 6.0 + diagonal].any()
+    assert 0.9 < coarse.sum() / exact.sum() < 1.1

@@ -154,9 +154,8 @@ def labels_region(fixed_labels: Image, labels: Sequence[int], margin_mm: float) 
     crop = foreground[box]
     factor = 2 if crop.size > COARSE_ABOVE else 1
     if factor > 1:
-        pad = [(0, (-n) % factor) for n in crop.shape]
-        blocks = np.pad(crop, pad).reshape([v for n in np.pad(crop, pad).shape
-                                            for v in (n // factor, factor)])
+        padded = np.pad(crop, [(0, (-n) % factor) for n in crop.shape])
+        blocks = padded.reshape([v for n in padded.shape for v in (n // factor, factor)])
         coarse = blocks.any(axis=tuple(range(1, 2 * crop.ndim, 2)))
         near = ndimage.distance_transform_edt(~coarse, sampling=spacing * factor) <= margin_mm
         for axis in range(crop.ndim):
