@@ -188,8 +188,8 @@ def module_twin(module: M) -> M:
 def _linear(weight: torch.Tensor, bias: torch.Tensor, like: torch.Tensor) -> nn.Linear:
     """A Linear layer holding ``weight`` and ``bias`` with the dtype and device of ``like``
     (built without random initialization: the global RNG is not touched)."""
-    layer = nn.utils.skip_init(nn.Linear, weight.shape[1], weight.shape[0],
-                               dtype=like.dtype, device=like.device)
+    layer = cast(nn.Linear, nn.utils.skip_init(  # type: ignore[no-untyped-call]
+        nn.Linear, weight.shape[1], weight.shape[0], dtype=like.dtype, device=like.device))
     layer.weight.copy_(weight)
     layer.bias.copy_(bias)
     return layer
