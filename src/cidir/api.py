@@ -46,6 +46,7 @@ from cidir.io.landmarks import read_points
 from cidir.runtime import resolve_device
 from cidir.selection import SelectionResult, search_alpha, search_surface
 from cidir.training import FitResult, Trainer, TrainingHook
+from cidir.training.warm_start import check_compatible, load_weights
 
 __all__ = [
     "Evaluation",
@@ -79,24 +80,34 @@ def initial_transform(fixed: Image, moving: Image, init: str = "none", *,
 
 def start_fit(fixed: Image, moving: Image, config: RunConfig | None = None, *,
               fixed_mask: Image | None = None, init_matrix: np.ndarray | None = None,
-              device: str | torch.device = "cpu") -> Trainer:
+              device: str | torch.device = "cpu",
+              init_model: tuple[ConditionedTransform, RunConfig] | None = None) -> Trainer:
     """A trainer ready to run (for checkpoints and resuming: :class:`cidir.training.Trainer`);
-    ``init_matrix`` from :func:`initial_transform`."""
-    return Trainer(fixed, moving, config or RunConfig(), fixed_mask, resolve_device(device),
-                   init_matrix)
+    ``init_matrix`` from :func:`initial_transform`; ``init_model``: (transform, its config)
+    of another pair's fit whose network starts this one (a warm start,
+    :mod:`cidir.training.warm_start`; InputError when incompatible)."""
+    config = config or RunConfig()
+    if init_model is not None:
+        check_compatible(init_model[0], init_model[1], config, fixed.ndim, "init_model")
+    trainer = Trainer(fixed, moving, config, fixed_mask, resolve_device(device), init_matrix)
+    if init_model is not None:
+        load_weights(trainer.transform, init_model[0])
+    return trainer
 
 
 def register(fixed: Image, moving: Image, config: RunConfig | None = None, *,
              fixed_mask: Image | None = None, moving_mask: Image | None = None,
              init: str = "none", device: str | torch.device = "cpu",
-             hooks: Sequence[TrainingHook] = ()) -> FitResult:
+             hooks: Sequence[TrainingHook] = (),
+             init_model: tuple[ConditionedTransform, RunConfig] | None = None) -> FitResult:
     """Train one conditioned network for ``moving`` → ``fixed`` over the whole α prior (the
-    initial alignment first, seeded by ``training.seed``); the transform works at any α."""
+    initial alignment first, seeded by ``training.seed``); the transform works at any α.
+    ``init_model``: start from another pair's network (see :func:`start_fit`)."""
     config = config or RunConfig()
     matrix = initial_transform(fixed, moving, init, fixed_mask=fixed_mask,
                                moving_mask=moving_mask, seed=config.training.seed)
     trainer = start_fit(fixed, moving, config, fixed_mask=fixed_mask, init_matrix=matrix,
-                        device=device)
+                        device=device, init_model=init_model)
     return trainer.run(hooks)
 
 

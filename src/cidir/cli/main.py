@@ -39,7 +39,7 @@ def _check_resume_args(args: argparse.Namespace) -> None:
     """--resume continues the recorded fit: it takes no inputs or configuration."""
     given = [name.upper() if name in ("fixed", "moving") else f"--{name.replace('_', '-')}"
              for name in ("fixed", "moving", "out", "fixed_mask", "moving_mask", "config",
-                          "preset") if getattr(args, name, None) is not None]
+                          "preset", "init_model") if getattr(args, name, None) is not None]
     given += [f"--{k.split('__')[1]}-{k.split('__')[2].replace('_', '-')}"
               for k, v in vars(args).items() if k.startswith("cfg__") and v is not None]
     given += ["--set"] * bool(args.set) + ["--init"] * (args.init != "none") \
@@ -63,13 +63,15 @@ def _run_fit(args: argparse.Namespace) -> Outcome:
                                fixed_mask_path=args.fixed_mask,
                                moving_mask_path=args.moving_mask, init=args.init,
                                device=args.device, overwrite=args.overwrite,
-                               progress=not args.quiet)
+                               progress=not args.quiet, init_model=args.init_model)
     m = fit.metrics
     terms = (m.get("calibration") or {}).get("terms") or {}
     scale = ", ".join(f"{name} λ_b = {t['lambda_b']:.3g}" for name, t in terms.items())
     summary = (f"fit: {m['iterations']} iterations in {m['fit_seconds']:.1f} s "
                f"({m['machine']['device']}, {m['machine']['threads']} threads)"
-               + (f"; calibrated {scale}" if scale else "") + f"; wrote {fit.path}")
+               + (f"; calibrated {scale}" if scale else "")
+               + (f"; started from {m['init_model']['path']}" if m.get("init_model") else "")
+               + f"; wrote {fit.path}")
     return Outcome(summary, {"run": str(fit.path), **m})
 
 

@@ -67,6 +67,11 @@ def _add_fit(sub: Subparsers) -> None:
                    help="initial alignment fixed → moving computed with SimpleITK, or an ITK "
                         "transform file (ANTs/elastix/Slicer); the deformation is learned on "
                         "top of it (default none)")
+    p.add_argument("--init-model", metavar="OTHER_RUN",
+                   help="warm start: the network starts from OTHER_RUN's trained network (same "
+                        "model configuration and dimension; its field is read in this fixed "
+                        "image's own network frame; the initial affine and λ calibration are "
+                        "this pair's own); default: a fresh network")
     p.add_argument("--overwrite", action="store_true", help="replace a model already in RUN")
     _output(p, progress=True)
     _device(p)
@@ -277,6 +282,11 @@ def _add_dirlab(sub: Subparsers) -> None:
     p.add_argument("--out", required=True, metavar="RUN", help="run folder to write")
     p.add_argument("--mask", help="fixed (T00) lung mask on the case grid (default: threshold)")
     p.add_argument("--landmarks", help="folder of the landmark files (default: search --root)")
+    p.add_argument("--init-model", metavar="OTHER_RUN",
+                   help="warm start: the network starts from OTHER_RUN's trained network (same "
+                        "model configuration and dimension; its field is read in this fixed "
+                        "image's own network frame; the initial affine and λ calibration are "
+                        "this pair's own); default: a fresh network")
     p.add_argument("--overwrite", action="store_true", help="replace a model already in RUN")
     _output(p, progress=True)
     _device(p)

@@ -33,7 +33,7 @@ from cidir.fields import ConditionedTransform
 from cidir.geometry import Image
 from cidir.io.atomic import write_json, write_text
 from cidir.io.images import check_same_dimension, read_image, read_mask
-from cidir.io.model_store import save_model
+from cidir.io.model_store import load_model, read_metadata, save_model
 from cidir.io.outputs import check_output_folder
 from cidir.runs import inputs as input_records
 from cidir.runs import staging
@@ -45,6 +45,7 @@ from cidir.runs.preflight import check_overlap, check_volume
 from cidir.runtime import resolve_device
 from cidir.training import Checkpoint, LogProgress, ProgressBar, StopWhen, Trainer
 from cidir.training.checkpoint import load_checkpoint
+from cidir.training.warm_start import check_compatible
 
 IMAGE_INPUTS = ("fixed", "moving", "fixed_mask", "moving_mask")
 log = logging.getLogger(__name__)
@@ -101,14 +102,17 @@ def _refuse_existing(run: RunFolder, overwrite: bool) -> None:
 def fit_run(fixed_path: str, moving_path: str, out: str | Path, config: RunConfig, *,
             fixed_mask_path: str | None = None, moving_mask_path: str | None = None,
             init: str = "none", device: str = "cpu", overwrite: bool = False,
-            progress: bool = True) -> FitRun:
-    """Train one conditioned network for a pair; write the run folder."""
+            progress: bool = True, init_model: str | None = None) -> FitRun:
+    """Train one conditioned network for a pair; write the run folder. ``init_model``: a
+    run folder whose network starts this fit (warm start, checked before anything is
+    written)."""
     run = RunFolder(out)
     check_output_folder(run.path, "--out")
     _refuse_existing(run, overwrite)
     paths = {"fixed": fixed_path, "moving": moving_path, "fixed_mask": fixed_mask_path,
              "moving_mask": moving_mask_path}
     fixed, moving, fixed_mask, moving_mask = _read_pair(paths)
+    source, source_record = _read_init_model(init_model, config, fixed.ndim)
     dev = resolve_device(device)
     start = time.perf_counter()
     init_matrix = initial_transform(fixed, moving, init, fixed_mask=fixed_mask,
@@ -118,7 +122,8 @@ def fit_run(fixed_path: str, moving_path: str, out: str | Path, config: RunConfi
             "init_seconds": round(time.perf_counter() - start, 3),
             "overlap": round(check_overlap(fixed, moving, init_matrix, fixed_mask, init), 4),
             "fixed_grid": fixed.grid.to_dict(), "moving_grid": moving.grid.to_dict(),
-            "started": time.strftime("%Y-%m-%d %H:%M:%S"), "resumed_at": []}
+            "started": time.strftime("%Y-%m-%d %H:%M:%S"), "resumed_at": [],
+            "init_model": source_record}
     created = not run.path.exists()
     try:
         with run.locked("fit"):
@@ -128,7 +133,7 @@ def fit_run(fixed_path: str, moving_path: str, out: str | Path, config: RunConfi
             try:
                 _write_plan(run, stage, config, plan, paths, init)
                 trainer = start_fit(fixed, moving, config, fixed_mask=fixed_mask,
-                                    init_matrix=init_matrix, device=dev)
+                                    init_matrix=init_matrix, device=dev, init_model=source)
             except BaseException:
                 shutil.rmtree(stage, ignore_errors=True)
                 raise
@@ -137,6 +142,24 @@ def fit_run(fixed_path: str, moving_path: str, out: str | Path, config: RunConfi
     finally:
         if created and run.path.is_dir() and not any(run.path.iterdir()):
             run.path.rmdir()
+
+
+def _read_init_model(path: str | None, config: RunConfig, ndim: int
+                     ) -> tuple[tuple[ConditionedTransform, RunConfig] | None, dict | None]:
+    """The network of run folder ``path`` for a warm start (checked compatible) and a record
+    of it (path, run id, checksum); (None, None) without one."""
+    if path is None:
+        return None, None
+    other = RunFolder(path)
+    if not other.model_path.is_file():
+        raise InputError(f"--init-model {path}: expected a run folder with a trained model "
+                         "(model.safetensors), found none")
+    transform, other_config = load_model(other.model_path)
+    check_compatible(transform, other_config, config, ndim, f"--init-model {path}")
+    record = {"path": str(other.path.resolve()),
+              "run_id": read_metadata(other.model_path).get("run_id"),
+              "model_sha256": sha256_file(other.model_path)}
+    return (transform, other_config), record
 
 
 def _write_plan(run: RunFolder, stage: Path, config: RunConfig, plan: dict[str, Any],
@@ -243,6 +266,7 @@ def _write_results(stage: Path, trainer: Trainer, plan: dict[str, Any]) -> dict[
         "moving_grid": plan["moving_grid"],
         "init": plan["init"],
         "init_matrix": plan["init_matrix"],
+        "init_model": plan.get("init_model"),
         "machine": machine_info(trainer.device),
         "files": files,
     }

@@ -69,6 +69,9 @@ def log_fit_start(plan: dict[str, Any], config: Any, machine: dict[str, Any],
              plan["init"], plan["init_seconds"], 100 * plan["overlap"])
     log.info("device %s, %s torch threads, torch %s", machine["device"], machine["threads"],
              machine["torch"])
+    if plan.get("init_model"):
+        log.info("warm start from %s (run %s)", plan["init_model"]["path"],
+                 plan["init_model"].get("run_id"))
     o, t, m = config.objective, config.training, config.model
     log.info("model %s width %d; similarity %s; regularizers %s; calibration %s; "
              "%d iterations", m.kind, m.width, o.similarity,
