@@ -17,6 +17,7 @@ import hashlib
 import json
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -122,6 +123,41 @@ def add_arguments(p: argparse.ArgumentParser, pairs: int = 2) -> None:
     p.add_argument("--pairs", type=int, default=pairs, help="pairs (phantom: seeds) per task")
     p.add_argument("--work", default=str(WORK), help="where trained models are kept")
     p.add_argument("--shared-data", default=str(SHARED))
+
+
+def study_parser(doc: str, pairs: int, tasks: list[str], out: str) -> argparse.ArgumentParser:
+    """The command line of a study script: the shared options, its default tasks and pairs,
+    ``--out`` (its results JSON, default benchmarks/results/OUT) and ``--doc``."""
+    p = argparse.ArgumentParser(description=doc.split("\n")[0])
+    add_arguments(p, pairs=pairs)
+    p.set_defaults(tasks=tasks)
+    p.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / out))
+    p.add_argument("--doc", default=str(ROOT / "docs" / "selection.md"))
+    return p
+
+
+def each_fitted(args: argparse.Namespace) -> Iterator[FittedPair]:
+    """Every fitted pair of the study's tasks (``args`` from :func:`study_parser`)."""
+    for task in args.tasks:
+        done, reason = fitted_task(task, args.pairs, Path(args.work), Path(args.shared_data))
+        if reason:
+            print(f"{task}: skipped ({reason})", flush=True)
+        yield from done
+
+
+def save_study(args: argparse.Namespace, script: str, argv: list[str], results: list,
+               blocks: dict[str, str]) -> dict:
+    """Write the results JSON (with :func:`study_record`) and each table into the doc
+    between the markers ``<!-- NAME:start -->`` / ``<!-- NAME:end -->`` of ``blocks``."""
+    from benchmarks.ablation_report import write_block
+
+    report = {**study_record(script, argv), "results": results}
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(report, indent=1), encoding="utf-8")
+    for name, text in blocks.items():
+        write_block(Path(args.doc), f"<!-- {name}:start -->", f"<!-- {name}:end -->",
+                    provenance_line(report) + "\n\n" + text)
+    return report
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -22,8 +22,6 @@ and the blocks between the ``selection-rules`` and ``selection-robustness`` mark
 
 from __future__ import annotations
 
-import argparse
-import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -34,14 +32,12 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from benchmarks.ablation_report import write_block  # noqa: E402
 from benchmarks.selection_degrade import degradations  # noqa: E402
 from benchmarks.selection_fits import (  # noqa: E402
     FittedPair,
-    add_arguments,
-    fitted_task,
-    provenance_line,
-    study_record,
+    each_fitted,
+    save_study,
+    study_parser,
 )
 from benchmarks.selection_judge import Judge  # noqa: E402
 from benchmarks.selection_tables import robustness_table, rules_table  # noqa: E402
@@ -121,28 +117,12 @@ def study_pair(fp: FittedPair) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    add_arguments(p)
-    p.set_defaults(tasks=["phantom", "phantom-sliding", "lung-mri", "brain2d"])
-    p.add_argument("--out", default=str(ROOT / "benchmarks" / "results" /
-                                        "selection_rules.json"))
-    p.add_argument("--doc", default=str(ROOT / "docs" / "selection.md"))
-    args = p.parse_args(argv)
-    results, skipped = [], {}
-    for task in args.tasks:
-        fitted, reason = fitted_task(task, args.pairs, Path(args.work), Path(args.shared_data))
-        if reason:
-            skipped[task] = reason
-        results += [study_pair(fp) for fp in fitted]
-    report = {**study_record("benchmarks/selection_rules.py", sys.argv[1:]),
-              "results": results, "skipped": skipped}
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(report, indent=1), encoding="utf-8")
-    head = provenance_line(report) + "\n\n"
-    write_block(Path(args.doc), "<!-- selection-rules:start -->",
-                "<!-- selection-rules:end -->", head + rules_table(results))
-    write_block(Path(args.doc), "<!-- selection-robustness:start -->",
-                "<!-- selection-robustness:end -->", head + robustness_table(results))
+    args = study_parser(__doc__ or "", 2, ["phantom", "phantom-sliding", "lung-mri", "brain2d"],
+                        "selection_rules.json").parse_args(argv)
+    results = [study_pair(fp) for fp in each_fitted(args)]
+    save_study(args, "benchmarks/selection_rules.py", sys.argv[1:], results,
+               {"selection-rules": rules_table(results),
+                "selection-robustness": robustness_table(results)})
     return 0
 
 

@@ -16,8 +16,6 @@ of docs/selection.md.
 
 from __future__ import annotations
 
-import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -28,20 +26,17 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from benchmarks.ablation_report import write_block  # noqa: E402
 from benchmarks.selection_fits import (  # noqa: E402
     FittedPair,
-    add_arguments,
-    fitted_task,
-    provenance_line,
-    study_record,
+    each_fitted,
+    save_study,
+    study_parser,
 )
 from cidir.config import SelectionConfig  # noqa: E402
 from cidir.evaluation.metrics import dice_per_label, mean_dice  # noqa: E402
 from cidir.fields import warp_labels  # noqa: E402
 from cidir.selection import search_alpha  # noqa: E402
 
-START, END = "<!-- selection-speed:start -->", "<!-- selection-speed:end -->"
 #: (Dice points, det ∇φ points) of each setting; the default first, so that its first call
 #: is the process's first search (the cold start a user's `cidir select` pays)
 SETTINGS = [(20000, 2000), (30000, 5000), (30000, 2000), (20000, 1000), (10000, 1000)]
@@ -103,24 +98,11 @@ def table(results: list[dict]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    add_arguments(p, pairs=1)
-    p.set_defaults(tasks=["phantom", "lung-mri"])
-    p.add_argument("--out", default=str(ROOT / "benchmarks" / "results" /
-                                        "selection_speed.json"))
-    p.add_argument("--doc", default=str(ROOT / "docs" / "selection.md"))
-    args = p.parse_args(argv)
-    results, skipped = [], {}
-    for task in args.tasks:
-        fitted, reason = fitted_task(task, args.pairs, Path(args.work), Path(args.shared_data))
-        if reason:
-            skipped[task] = reason
-        results += [measure_pair(fp) for fp in fitted]
-    report = {**study_record("benchmarks/selection_speed.py", sys.argv[1:]),
-              "results": results, "skipped": skipped}
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(report, indent=1), encoding="utf-8")
-    write_block(Path(args.doc), START, END, provenance_line(report) + "\n\n" + table(results))
+    args = study_parser(__doc__ or "", 1, ["phantom", "lung-mri"],
+                        "selection_speed.json").parse_args(argv)
+    results = [measure_pair(fp) for fp in each_fitted(args)]
+    save_study(args, "benchmarks/selection_speed.py", sys.argv[1:], results,
+               {"selection-speed": table(results)})
     return 0
 
 

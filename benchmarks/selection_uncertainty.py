@@ -16,7 +16,6 @@ and the block between the ``selection-uncertainty`` markers of docs/selection.md
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
@@ -28,18 +27,14 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from benchmarks.ablation_report import write_block  # noqa: E402
 from benchmarks.selection_fits import (  # noqa: E402
     FittedPair,
-    add_arguments,
-    fitted_task,
-    provenance_line,
-    study_record,
+    each_fitted,
+    save_study,
+    study_parser,
 )
 from benchmarks.selection_judge import FIELD_POINTS  # noqa: E402
 from cidir.selection import search_alpha, search_surface  # noqa: E402
-
-START, END = "<!-- selection-uncertainty:start -->", "<!-- selection-uncertainty:end -->"
 
 
 def _points(fp: FittedPair) -> tuple[np.ndarray, np.ndarray]:
@@ -101,25 +96,15 @@ def table(rows: list[dict]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    add_arguments(p)
-    p.set_defaults(tasks=["phantom", "phantom-sliding"])
-    p.add_argument("--out", default=str(ROOT / "benchmarks" / "results" /
-                                        "selection_uncertainty.json"))
-    p.add_argument("--doc", default=str(ROOT / "docs" / "selection.md"))
-    args = p.parse_args(argv)
+    args = study_parser(__doc__ or "", 2, ["phantom", "phantom-sliding"],
+                        "selection_uncertainty.json").parse_args(argv)
     rows = []
-    for task in args.tasks:
-        fitted, _ = fitted_task(task, args.pairs, Path(args.work), Path(args.shared_data))
-        for fp in fitted:
-            for rule in ("dice", "surface", "every α"):
-                rows.append(calibration(fp, rule))
-                print(json.dumps(rows[-1]), flush=True)
-    report = {**study_record("benchmarks/selection_uncertainty.py", sys.argv[1:]),
-              "results": rows}
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(report, indent=1), encoding="utf-8")
-    write_block(Path(args.doc), START, END, provenance_line(report) + "\n\n" + table(rows))
+    for fp in each_fitted(args):
+        for rule in ("dice", "surface", "every α"):
+            rows.append(calibration(fp, rule))
+            print(json.dumps(rows[-1]), flush=True)
+    save_study(args, "benchmarks/selection_uncertainty.py", sys.argv[1:], rows,
+               {"selection-uncertainty": table(rows)})
     return 0
 
 

@@ -23,7 +23,6 @@ the block between the ``warm-start`` markers of docs/beyond.md.
 
 from __future__ import annotations
 
-import argparse
 import copy
 import json
 import sys
@@ -33,14 +32,12 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from benchmarks.ablation_report import write_block  # noqa: E402
 from benchmarks.pairs import PairData  # noqa: E402
 from benchmarks.selection_fits import (  # noqa: E402
     FittedPair,
-    add_arguments,
     fitted,
-    provenance_line,
-    study_record,
+    save_study,
+    study_parser,
     task_pairs,
 )
 from benchmarks.selection_judge import Judge  # noqa: E402
@@ -182,20 +179,14 @@ def table(rows: list[dict]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    add_arguments(p)
+    p = study_parser(__doc__ or "", 2, ["phantom", "lung-mri", "brain2d"], "warm_start.json")
     p.add_argument("--targets", type=int, default=2, help="pairs started warm per task")
-    p.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "warm_start.json"))
-    p.add_argument("--doc", default=str(ROOT / "docs" / "beyond.md"))
+    p.set_defaults(doc=str(ROOT / "docs" / "beyond.md"))
     args = p.parse_args(argv)
     rows = []
     for task in args.tasks:
         rows += run_task(task, args.targets, Path(args.work), Path(args.shared_data))
-    report = {**study_record("benchmarks/warm_start.py", sys.argv[1:]), "results": rows}
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(report, indent=1), encoding="utf-8")
-    write_block(Path(args.doc), "<!-- warm-start:start -->", "<!-- warm-start:end -->",
-                provenance_line(report) + "\n\n" + table(rows))
+    save_study(args, "benchmarks/warm_start.py", sys.argv[1:], rows, {"warm-start": table(rows)})
     return 0
 
 

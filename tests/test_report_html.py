@@ -105,7 +105,7 @@ def test_report_is_self_contained(evaluated_run, tmp_path):
     fetched (no http(s) or protocol-relative URL, no script, stylesheet link or url())."""
     text = (evaluated_run / "report.html").read_text(encoding="utf-8")
     sources = re.findall(r"<img[^>]*\ssrc=['\"]([^'\"]+)", text)
-    assert len(sources) == 8  # every figure, labels and α curves included
+    assert len(sources) == 10  # every figure: labels, α curves, trade-off, uncertainty
     assert all(s.startswith("data:image/png;base64,") for s in sources)
     assert not re.search(r"(src|href)=['\"](https?:)?//", text)
     assert not any(tag in text for tag in ("<script", "<link", "url(", "<iframe"))
@@ -113,7 +113,7 @@ def test_report_is_self_contained(evaluated_run, tmp_path):
     alone.parent.mkdir()
     alone.write_text(text, encoding="utf-8")
     dom = rendered_dom(alone, tmp_path)
-    assert dom.count("data:image/png;base64,") == 8 and 'id="summary"' in dom
+    assert dom.count("data:image/png;base64,") == 10 and 'id="summary"' in dom
 
 
 def test_summary_says_what_was_not_measured():
