@@ -14,7 +14,7 @@ selection labels (:mod:`benchmarks.selection_degrade`), one Dice search scores t
 - ``median of labels``: the α maximizing the median over labels of each label's Dice minus
   its own best (a label that prefers another α weighs no more than one vote);
 - ``labels that agree``: the mean Dice over the labels whose own best α lies within the
-  interquartile range of the labels' best α.
+  interquartile range of the labels' best α (every label when none does).
 
 Each choice is judged by the evaluation labels (:mod:`benchmarks.selection_judge`). Results:
 benchmarks/results/selection_aggregation.json and the block between the
@@ -63,6 +63,8 @@ def choose(rows: list[AlphaRow], way: str) -> float:
     preferred = alphas[np.argmax(per, axis=0)]
     low, high = np.percentile(preferred, [25, 75])
     keep = (preferred >= low) & (preferred <= high)
+    if not keep.any():  # e.g. two labels that disagree: no middle, keep both
+        keep[:] = True
     return float(alphas[int(np.argmax(per[:, keep].mean(axis=1)))])
 
 
