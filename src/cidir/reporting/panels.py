@@ -156,14 +156,18 @@ def _uncertainty_figure(views: list[F.SliceView], data: list[ViewData],
     planes = [cast(np.ndarray, d.spread) for d in data]
     top = max(float(np.nanmax(p)) for p in planes)
     tied = ", ".join(f"{float(v):.3g}" for v in selection.get("tied_alphas") or [])
+    masks = [d.mask for d in data]
+    outlines = cast(list[np.ndarray], masks) if all(m is not None for m in masks) else None
     png = F.image_panels(views, {"α-uncertainty": planes}, (0.0, max(top, 1e-6)),
-                         "α-uncertainty", cmap="magma", colorbar_label="mm")
+                         "α-uncertainty", cmap="magma", colorbar_label="mm", outlines=outlines)
     return ("uncertainty.png", png,
             f"α-uncertainty: at each voxel the largest distance (mm) between the points φ(x; α)"
             f" over the α the selection could not tell apart from its choice (α = {tied}; "
             "max here "
             f"{top:.3g} mm). Zero where they agree; it shows where the choice of α matters, "
-            "not errors common to every α. Export it with cidir export RUN --uncertainty. "
+            "not errors common to every α (docs/selection.md). Dashed: the fixed mask, where "
+            "the network was trained when there is one. Export it with cidir export RUN "
+            "--uncertainty. "
             f"{orientation}")
 
 
