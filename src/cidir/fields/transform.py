@@ -69,7 +69,8 @@ class ConditionedTransform:
     def frozen(self, alpha: float | Sequence[float] | torch.Tensor) -> ConditionedTransform:
         """This transform at one α, with the harmonizer's output folded into the network
         (:meth:`DeformationModel.frozen`): the same φ and derivatives (to float32 rounding),
-        about 1.7× faster to evaluate; α passed to its methods is ignored. For inference."""
+        about 1.5× faster to evaluate (benchmarks/frozen_speed.py); α passed to its methods
+        is ignored. For inference."""
         model = self.model.frozen(self.alpha_tensor(alpha))
         return self if model is self.model else ConditionedTransform(
             model, self.grid, self.init_matrix)
