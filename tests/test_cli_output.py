@@ -124,3 +124,23 @@ def test_resume_appends_to_the_fit_log(cli_files, tmp_path, monkeypatch):
     log = (run / "fit.log").read_text(encoding="utf-8")
     assert log.count(" started") == 1 and "resumed at iteration 12" in log
     assert log.index("interrupted at iteration") < log.index("resumed at iteration")
+
+
+def test_fit_log_keeps_the_warnings_of_reading_the_inputs(capsys, cli_files, tmp_path):
+    """A mask on another grid than its image is resampled with a warning on stderr while the
+    inputs are read, before fit.log exists; the log gets it too (once on the console)."""
+    from cidir.geometry import Grid, Image
+    from cidir.io.images import read_mask, write_image
+
+    mask = read_mask(cli_files["mask"])
+    g = mask.grid
+    shifted = Grid(g.size, g.spacing, tuple(o + 1.0 for o in g.origin), g.direction)
+    path = tmp_path / "mask_shifted.nii.gz"
+    write_image(Image(mask.array.astype("uint8"), shifted, "mask"), path)
+    argv = [a if a != str(cli_files["mask"]) else str(path)
+            for a in _fit_argv(cli_files, tmp_path / "run")]
+    assert main(argv) == 0
+    err = capsys.readouterr().err
+    assert err.count("resampled onto") == 1
+    log = (tmp_path / "run" / "fit.log").read_text(encoding="utf-8")
+    assert "WARNING inputs: " in log and "resampled onto" in log

@@ -37,7 +37,13 @@ from cidir.io.model_store import load_model, read_metadata, save_model
 from cidir.io.outputs import check_output_folder
 from cidir.runs import inputs as input_records
 from cidir.runs import staging
-from cidir.runs.fit_log import ECHOED, LOG_NAME, log_fit_start, log_to_file
+from cidir.runs.fit_log import (
+    ECHOED,
+    LOG_NAME,
+    log_fit_start,
+    log_to_file,
+    recorded_warnings,
+)
 from cidir.runs.folder import RunFolder
 from cidir.runs.identity import config_run_id, config_text, new_run_id, sha256_file
 from cidir.runs.interrupt import SignalFlag
@@ -111,7 +117,8 @@ def fit_run(fixed_path: str, moving_path: str, out: str | Path, config: RunConfi
     _refuse_existing(run, overwrite)
     paths = {"fixed": fixed_path, "moving": moving_path, "fixed_mask": fixed_mask_path,
              "moving_mask": moving_mask_path}
-    fixed, moving, fixed_mask, moving_mask = _read_pair(paths)
+    with recorded_warnings() as input_warnings:
+        fixed, moving, fixed_mask, moving_mask = _read_pair(paths)
     source, source_record = _read_init_model(init_model, config, fixed.ndim)
     dev = resolve_device(device)
     start = time.perf_counter()
@@ -123,7 +130,7 @@ def fit_run(fixed_path: str, moving_path: str, out: str | Path, config: RunConfi
             "overlap": round(check_overlap(fixed, moving, init_matrix, fixed_mask, init), 4),
             "fixed_grid": fixed.grid.to_dict(), "moving_grid": moving.grid.to_dict(),
             "started": time.strftime("%Y-%m-%d %H:%M:%S"), "resumed_at": [],
-            "init_model": source_record}
+            "init_model": source_record, "input_warnings": input_warnings}
     created = not run.path.exists()
     try:
         with run.locked("fit"):

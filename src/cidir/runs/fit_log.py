@@ -50,6 +50,26 @@ def log_to_file(path: Path) -> Iterator[None]:
         logger.setLevel(level)
 
 
+@contextmanager
+def recorded_warnings() -> Iterator[list[str]]:
+    """The messages of the ``cidir`` logger's WARNING (and higher) records while the block
+    runs — what reading the inputs warned about before fit.log exists (a mask resampled
+    onto its image's grid), for :func:`log_fit_start` to write into it."""
+    messages: list[str] = []
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            messages.append(record.getMessage())
+
+    handler = Collect(logging.WARNING)
+    logger = logging.getLogger(LOGGER)
+    logger.addHandler(handler)
+    try:
+        yield messages
+    finally:
+        logger.removeHandler(handler)
+
+
 def log_fit_start(plan: dict[str, Any], config: Any, machine: dict[str, Any],
                   start_iteration: int) -> None:
     """The header of a fit (or of a resumption): version, run id, grids, initial alignment,
@@ -65,6 +85,9 @@ def log_fit_start(plan: dict[str, Any], config: Any, machine: dict[str, Any],
         grid = plan[f"{name}_grid"]
         log.info("%s grid: size %s, spacing %s mm, origin %s mm", name, grid["size"],
                  grid["spacing"], grid["origin"])
+    if not start_iteration:  # already shown on stderr when the inputs were read
+        for message in plan.get("input_warnings") or []:
+            log.warning("inputs: %s", message, extra=ECHOED)
     log.info("initial alignment %s (%.1f s); moving image covers %.0f%% of the fixed points",
              plan["init"], plan["init_seconds"], 100 * plan["overlap"])
     log.info("device %s, %s torch threads, torch %s", machine["device"], machine["threads"],
