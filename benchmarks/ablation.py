@@ -106,13 +106,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     out = Path(args.out)
-    report = json.loads(out.read_text(encoding="utf-8")) if out.is_file() else {}
-    report.setdefault("runs", {})
-    command = "python benchmarks/ablation.py " + " ".join(
-        shlex.quote(a) for a in (argv or sys.argv[1:]))
-    report.update(machine=machine_info(), code_version=code_version())
-    report.pop("command", None)
-    report["commands"] = [c for c in report.get("commands", []) if c != command] + [command]
+    report = open_report(out, "benchmarks/ablation.py", argv)
     spec = TaskSpec(phantom_size=args.phantom_size,
                     phantom_seeds=tuple(range(args.pairs)), lung_pairs=args.pairs,
                     brain_pairs=args.pairs)
@@ -155,6 +149,19 @@ def run_variant(report: dict, out: Path, work: Path, pair_dir: Path, *, task: st
     print(f"[{task} {pair}] {variant}: dice {m.get('dice_eval')}{tre} "
           f"({run['subprocess_seconds']:.0f} s)"
           + ("" if run.get("ok") else f" FAILED {run.get('error')}"), flush=True)
+
+
+def open_report(out: Path, script: str, argv: list[str] | None) -> dict:
+    """The results file ``out`` of a variant study (``{"runs": {}}`` when new), with this
+    call's command added to its ``commands``, the machine and the code version."""
+    report = json.loads(out.read_text(encoding="utf-8")) if out.is_file() else {}
+    report.setdefault("runs", {})
+    command = f"python {script} " + " ".join(
+        shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
+    report.update(machine=machine_info(), code_version=code_version())
+    report.pop("command", None)
+    report["commands"] = [c for c in report.get("commands", []) if c != command] + [command]
+    return report
 
 
 def _save(report: dict, path: Path) -> None:

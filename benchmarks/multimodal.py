@@ -17,8 +17,6 @@ unchanged), then the table between the ``multimodal`` markers of docs/method-cho
 from __future__ import annotations
 
 import argparse
-import json
-import shlex
 import sys
 import tempfile
 from dataclasses import replace
@@ -30,10 +28,9 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from benchmarks.ablation import run_variant  # noqa: E402
+from benchmarks.ablation import open_report, run_variant  # noqa: E402
 from benchmarks.ablation_report import write_block  # noqa: E402
 from benchmarks.pairs import PairData  # noqa: E402
-from benchmarks.run_benchmarks import code_version, machine_info  # noqa: E402
 from benchmarks.tasks import TaskSpec, build  # noqa: E402
 
 START, END = "<!-- multimodal:start -->", "<!-- multimodal:end -->"
@@ -122,12 +119,7 @@ def table(report: dict) -> str:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     out = Path(args.out)
-    report = json.loads(out.read_text(encoding="utf-8")) if out.is_file() else {}
-    report.setdefault("runs", {})
-    command = "python benchmarks/multimodal.py " + " ".join(
-        shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
-    report.update(machine=machine_info(), code_version=code_version())
-    report["commands"] = [c for c in report.get("commands", []) if c != command] + [command]
+    report = open_report(out, "benchmarks/multimodal.py", argv)
     spec = TaskSpec(lung_pairs=args.pairs, brain_pairs=args.pairs)
     with tempfile.TemporaryDirectory(prefix="cidir-multimodal-") as tmp:
         for task in args.tasks:

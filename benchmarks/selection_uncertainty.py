@@ -5,8 +5,9 @@ phantom: the "Uncertainty" table of docs/selection.md (issue 11 item 3).
 
 For each phantom pair (trained once, :mod:`benchmarks.selection_fits`) and each label rule
 (dice, surface) the selection's tied α give the map u(x) = max ‖φ(x; α_i) − φ(x; α_j)‖ (the
-library's :func:`cidir.fields.alpha_spread_map`, here at 200,000 seeded voxels of the lung
-mask), and the true error at the chosen α is e(x) = ‖φ(x; α*) − x − d_true(x)‖. Reported:
+library's :func:`cidir.fields.uncertainty.alpha_spread`, the core of the exported map, at
+the 200,000 seeded lung-mask voxels of :mod:`benchmarks.selection_judge`), and the true
+error at the chosen α is e(x) = ‖φ(x; α*) − x − d_true(x)‖. Reported:
 the Pearson and Spearman correlations of u and e over the voxels, the share of voxels whose
 true error exceeds the uncertainty (e > u), mean u and mean e, and mean e within the voxels
 of the highest and lowest fifth of u. A third row, ``every α``, spans the whole grid: how far
@@ -21,6 +22,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import torch
 from scipy import stats
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -33,17 +35,9 @@ from benchmarks.selection_fits import (  # noqa: E402
     save_study,
     study_parser,
 )
-from benchmarks.selection_judge import FIELD_POINTS  # noqa: E402
+from benchmarks.selection_judge import Judge  # noqa: E402
+from cidir.fields.uncertainty import alpha_spread, frozen_at  # noqa: E402
 from cidir.selection import search_alpha, search_surface  # noqa: E402
-
-
-def _points(fp: FittedPair) -> tuple[np.ndarray, np.ndarray]:
-    pair = fp.pair
-    assert pair.gt_field is not None and pair.fold_mask is not None
-    flat = np.flatnonzero(pair.fold_mask.array.reshape(-1) > 0)
-    if len(flat) > FIELD_POINTS:
-        flat = np.sort(np.random.default_rng(0).choice(flat, FIELD_POINTS, replace=False))
-    return pair.fixed.grid.world_points(flat), pair.gt_field.reshape(-1, pair.ndim)[flat]
 
 
 def calibration(fp: FittedPair, rule: str) -> dict:
@@ -55,12 +49,11 @@ def calibration(fp: FittedPair, rule: str) -> dict:
     result = search(fp.transform, pair.fixed_sel, pair.moving_sel, fp.config.selection,
                     labels=pair.sel_labels)
     spanned = [r.alpha for r in result.rows] if rule == "every α" else result.tied_alphas
-    world, truth = _points(fp)
-    mapped = [fp.transform.map_points(world, a) for a in spanned]
-    spread = np.zeros(len(world))
-    for i in range(len(mapped)):
-        for j in range(i + 1, len(mapped)):
-            spread = np.maximum(spread, np.linalg.norm(mapped[i] - mapped[j], axis=1))
+    points = Judge(fp).field_points
+    assert points is not None  # the phantom has a true field and a lung mask
+    world, truth = points
+    spread = alpha_spread(frozen_at(fp.transform, spanned),
+                          torch.as_tensor(world, dtype=torch.float32)).double().numpy()
     chosen = fp.transform.map_points(world, result.alpha) - world
     error = np.linalg.norm(chosen - truth, axis=1)
     low, high = np.percentile(spread, [20, 80])

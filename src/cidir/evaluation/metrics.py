@@ -119,6 +119,14 @@ def tre_summary(mapped_fixed: World[np.ndarray], moving: World[np.ndarray],
     return TRESummary(int(len(moving)), _tre_stats(mapped_fixed, moving), snapped)
 
 
+def distance_summary(distances_mm: np.ndarray) -> dict[str, float]:
+    """Mean, 95th percentile and maximum of distances (mm), as ``mean_mm``, ``p95_mm``,
+    ``max_mm``."""
+    d = np.asarray(distances_mm, dtype=float)
+    return {"mean_mm": float(d.mean()), "p95_mm": float(np.percentile(d, 95)),
+            "max_mm": float(d.max())}
+
+
 def folding_percent(jacobian_det: np.ndarray, mask: np.ndarray | None = None) -> float:
     """% of points (inside ``mask`` if given) with det ∇φ ≤ 0."""
     det = np.asarray(jacobian_det)

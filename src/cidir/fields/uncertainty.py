@@ -33,15 +33,27 @@ def alpha_spread_map(transform: ConditionedTransform, alphas: Sequence[float],
         raise ValueError("alpha_spread_map: expected at least one α")
     if mask is not None and np.shape(mask) != grid.shape:
         raise ValueError(f"mask: expected shape {grid.shape}, found {np.shape(mask)}")
+    at_alphas = frozen_at(transform, alphas)
+    return _evaluate(grid, transform, chunk_size, 1, np.float32,
+                     lambda x: alpha_spread(at_alphas, x), mask)
+
+
+def frozen_at(transform: ConditionedTransform, alphas: Sequence[float]
+              ) -> list[tuple[ConditionedTransform, torch.Tensor]]:
+    """(the transform frozen at α, α as a tensor) for each α (see
+    :meth:`ConditionedTransform.frozen`): fold once, evaluate many points."""
     tensors = [transform.alpha_tensor(a) for a in alphas]
-    fixed = [(transform.frozen(a), a) for a in tensors]
+    return [(transform.frozen(a), a) for a in tensors]
 
-    def spread(x: torch.Tensor) -> torch.Tensor:
-        mapped = [t.map_world(x, a) for t, a in fixed]
-        out = torch.zeros(len(x), dtype=x.dtype, device=x.device)
-        for i in range(len(mapped)):
-            for j in range(i + 1, len(mapped)):
-                out = torch.maximum(out, (mapped[i] - mapped[j]).norm(dim=1))
-        return out
 
-    return _evaluate(grid, transform, chunk_size, 1, np.float32, spread, mask)
+@torch.no_grad()
+def alpha_spread(at_alphas: Sequence[tuple[ConditionedTransform, torch.Tensor]],
+                 world: torch.Tensor) -> torch.Tensor:
+    """max over pairs i < j of ‖φ(x; α_i) − φ(x; α_j)‖ (mm) at world points (B, D) on the
+    device; ``at_alphas`` from :func:`frozen_at`."""
+    mapped = [t.map_world(world, a) for t, a in at_alphas]
+    out = torch.zeros(len(world), dtype=world.dtype, device=world.device)
+    for i in range(len(mapped)):
+        for j in range(i + 1, len(mapped)):
+            out = torch.maximum(out, (mapped[i] - mapped[j]).norm(dim=1))
+    return out

@@ -110,9 +110,7 @@ def select_run(run_dir: str | Path, fixed_labels_path: str | None = None,
         config = run.load_config()
         chosen_config = selection or config.selection
         if rule == "lcurve":
-            mask_path = run.input_path("fixed_mask")
-            mask = read_mask(mask_path, "fixed mask (from inputs.json)",
-                             reference=fixed.grid) if mask_path else None
+            mask = run.fixed_mask(fixed.grid)
             transform = run.load_transform(resolve_device(device))
             result = search_lcurve(transform, fixed, moving, config.objective, chosen_config,
                                    mask=mask, margin_mm=config.training.mask_margin_mm,
@@ -208,9 +206,11 @@ def export_run(run_dir: str | Path, *, field: str | None = None, fmt: str = "itk
                          "--inverse-field and/or --uncertainty")
     a = alpha_for(run, alpha)
     _check_export_outputs(run.ndim(), field, fmt, jacobian, warp_only, affine, inverse_field)
+    selection = None
     if uncertainty is not None:
         check_image_output(uncertainty, "--uncertainty", run.ndim(), "float")
-        selection_tied_alphas(run.selection(), run)  # refuses a run without a selection
+        selection = run.selection()
+        selection_tied_alphas(selection, run)  # refuses a run without a selection
     transform = run.load_transform(resolve_device(device))
     meta = provenance(run, a)
     written = []
@@ -231,7 +231,7 @@ def export_run(run_dir: str | Path, *, field: str | None = None, fmt: str = "itk
         write_image(Image(det, transform.grid, "jacobian"), jacobian, metadata=meta)
         written.append(Path(jacobian))
     if uncertainty is not None:
-        written += export_uncertainty(run, transform, uncertainty, meta)
+        written += export_uncertainty(run, transform, uncertainty, meta, selection)
     return written
 
 
@@ -361,8 +361,7 @@ def write_run_report(run: RunFolder, transform: ConditionedTransform, fixed: Ima
         metrics = {**metrics, "evaluation": evaluation}
     hidden = ("fixed_grid", "moving_grid", "init_matrix", "files", "run_id", "model_sha256")
     metrics = {k: v for k, v in metrics.items() if k not in hidden}
-    mask_path = run.input_path("fixed_mask")
-    mask = read_mask(mask_path, "fixed mask", reference=fixed.grid) if mask_path else None
+    mask = run.fixed_mask(fixed.grid)
     record = RunRecord(metrics=metrics, evaluation=evaluation, inputs=run.inputs(),
                        fit_date=file_date(run.model_path), alpha_given=given)
     ident = run.identity()

@@ -46,6 +46,7 @@ from safetensors import SafetensorError, safe_open
 from cidir.config import RunConfig
 from cidir.errors import InputError
 from cidir.fields import ConditionedTransform
+from cidir.geometry import Grid, Image
 from cidir.io.atomic import write_json, write_text
 from cidir.io.model_store import load_model, read_metadata
 from cidir.runs import inputs as input_records
@@ -210,6 +211,14 @@ class RunFolder:
         if data.get("format") == input_records.FORMAT:
             return dict(data.get("inputs") or {})
         return {k: v for k, v in data.items() if k != "run_id"}  # older: name → path
+
+    def fixed_mask(self, reference: Grid) -> Image | None:
+        """The fit's fixed mask (from inputs.json) on ``reference``, None without one."""
+        from cidir.io.images import read_mask
+
+        path = self.input_path("fixed_mask")
+        return None if path is None else read_mask(path, "fixed mask (from inputs.json)",
+                                                   reference=reference)
 
     def input_path(self, name: str) -> Path | None:
         """A recorded input, found and checked (None when none was recorded)."""

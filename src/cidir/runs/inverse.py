@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from cidir.errors import InputError
+from cidir.evaluation.metrics import distance_summary
 from cidir.fields import ConditionedTransform
 from cidir.fields.inverse import (
     inverse_consistency,
@@ -19,7 +20,7 @@ from cidir.fields.inverse import (
 )
 from cidir.geometry import Grid
 from cidir.io.field_export import write_displacement_field
-from cidir.io.images import read_image, read_mask
+from cidir.io.images import read_image
 from cidir.io.landmarks import read_points, write_points
 from cidir.runs.folder import RunFolder
 
@@ -41,10 +42,9 @@ def moving_grid(run: RunFolder) -> Grid:
 def _consistency_points(run: RunFolder, grid: Grid) -> tuple[np.ndarray, str]:
     """Fixed voxels where ‖φ⁻¹(φ(x)) − x‖ is measured: the fixed mask's (else the grid's),
     at most CONSISTENCY_POINTS of them."""
-    mask_path = run.input_path("fixed_mask")
-    if mask_path is not None:
-        inside = np.flatnonzero(read_mask(mask_path, "fixed mask", reference=grid).array)
-        region = "fixed mask"
+    mask = run.fixed_mask(grid)
+    if mask is not None:
+        inside, region = np.flatnonzero(mask.array), "fixed mask"
     else:
         inside, region = np.arange(grid.num_voxels), "fixed grid"
     if len(inside) > CONSISTENCY_POINTS:
@@ -61,9 +61,7 @@ def export_inverse(run: RunFolder, transform: ConditionedTransform, alpha: float
     points, region = _consistency_points(run, transform.grid)
     summary: dict[str, Any] = {
         "alpha": alpha, "inverse_field": str(path),
-        "fixed_point_residual_mm": {"mean_mm": float(residual.mean()),
-                                    "p95_mm": float(np.percentile(residual, 95)),
-                                    "max_mm": float(residual.max())},
+        "fixed_point_residual_mm": distance_summary(residual),
         "inverse_consistency": inverse_consistency(transform, alpha, points),
         "inverse_consistency_region": region}
     run.write_json(run.path / "inverse.json", summary)

@@ -10,9 +10,10 @@ from typing import Any
 import numpy as np
 
 from cidir.errors import InputError
+from cidir.evaluation.metrics import distance_summary
 from cidir.fields import ConditionedTransform, alpha_spread_map
 from cidir.geometry import Image
-from cidir.io.images import read_mask, write_image
+from cidir.io.images import write_image
 from cidir.reporting.summary import dice_ties
 from cidir.runs.folder import RunFolder
 
@@ -33,27 +34,21 @@ def selection_tied_alphas(selection: dict[str, Any] | None, run: RunFolder) -> l
     return [float(selection["rows"][i]["alpha"]) for i in ties]
 
 
-def _stats(values: np.ndarray) -> dict[str, float]:
-    return {"mean_mm": float(values.mean()), "p95_mm": float(np.percentile(values, 95)),
-            "max_mm": float(values.max())}
-
-
 def export_uncertainty(run: RunFolder, transform: ConditionedTransform, path: str,
-                       metadata: dict[str, str]) -> list[Path]:
-    """Write the α-uncertainty map (float32, mm, fixed grid) and RUN/uncertainty.json."""
-    selection = run.selection()
+                       metadata: dict[str, str], selection: dict[str, Any] | None) -> list[Path]:
+    """Write the α-uncertainty map over the tied α of ``selection`` (the run's
+    selection.json; float32, mm, fixed grid) and RUN/uncertainty.json."""
     alphas = selection_tied_alphas(selection, run)
     spread = alpha_spread_map(transform, alphas)
     write_image(Image(spread, transform.grid, "alpha_uncertainty"), path,
                 metadata={**metadata, "cidir_tied_alphas": ",".join(f"{a:g}" for a in alphas)})
-    mask_path = run.input_path("fixed_mask")
-    if mask_path is not None:
-        inside = read_mask(mask_path, "fixed mask", reference=transform.grid).array > 0
-        values, region = spread[inside], "fixed mask"
+    mask = run.fixed_mask(transform.grid)
+    if mask is not None:
+        values, region = spread[mask.array > 0], "fixed mask"
     else:
         values, region = spread.reshape(-1), "fixed grid"
     summary = {"uncertainty": str(path), "tied_alphas": alphas,
                "chosen_alpha": (selection or {}).get("alpha"), "region": region,
-               **_stats(values if values.size else np.zeros(1))}
+               **distance_summary(values if values.size else np.zeros(1))}
     run.write_json(run.path / "uncertainty.json", summary)
     return [Path(path), run.path / "uncertainty.json"]

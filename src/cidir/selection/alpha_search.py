@@ -214,6 +214,14 @@ def _check_inputs(transform: ConditionedTransform, fixed_labels: Image, moving_l
         raise InputError("rule tre needs fixed and moving landmark points")
     if (fixed_points is None) != (moving_points is None):
         raise InputError("fixed and moving landmark points go together")
+    return (checked_labels(transform, fixed_labels, moving_labels, labels),
+            checked_grid(config, alphas))
+
+
+def checked_labels(transform: ConditionedTransform, fixed_labels: Image, moving_labels: Image,
+                   labels: Sequence[int] | None) -> list[int]:
+    """The labels to score (default: the foreground labels both maps share); InputError
+    when the fixed labels are off the model's grid or no label is left."""
     if not fixed_labels.grid.same_as(transform.grid, atol=1e-3):
         raise InputError(f"fixed labels {fixed_labels.source}: grid {fixed_labels.grid.describe()}"
                          f" differs from the model's fixed grid {transform.grid.describe()}")
@@ -223,7 +231,14 @@ def _check_inputs(transform: ConditionedTransform, fixed_labels: Image, moving_l
     if not chosen:
         raise InputError(f"labels {fixed_labels.source} and {moving_labels.source}: no "
                          "foreground label (> 0) in common")
-    return chosen, checked_grid(config, alphas)
+    return chosen
+
+
+def fold_subset(count: int, config: SelectionConfig, device: torch.device) -> torch.Tensor:
+    """Indices of the sampled points where det ∇φ is evaluated: the first
+    ``config.folding_points`` of a permutation seeded by ``config.seed + 1``."""
+    order = np.random.default_rng(config.seed + 1).permutation(count)
+    return torch.as_tensor(order[:min(config.folding_points, count)], device=device)
 
 
 def checked_grid(config: SelectionConfig, alphas: Sequence[float] | None) -> list[float]:
@@ -256,9 +271,7 @@ def search_alpha(transform: ConditionedTransform, fixed_labels: Image, moving_la
 
     influences: list[np.ndarray] = []
     errors: list[np.ndarray] = []  # per-landmark TRE (mm) of each α
-    n_fold = min(config.folding_points, len(flat))
-    fold_idx = torch.as_tensor(np.random.default_rng(config.seed + 1).permutation(len(flat))
-                               [:n_fold], device=device)
+    fold_idx = fold_subset(len(flat), config, device)
     rows = []
     with torch.no_grad():
         for a in alphas:
@@ -290,31 +303,35 @@ def search_alpha(transform: ConditionedTransform, fixed_labels: Image, moving_la
                            exact, time.perf_counter() - start, tied=tied)
 
 
+def tied_with_best(scores: Sequence[float | None], influences: Sequence[np.ndarray], fpc: float,
+                   lower_is_better: bool, tolerance: float = 0.0
+                   ) -> tuple[int, list[int], list[float]]:
+    """(best index, the indices tied with it, each one's gap standard error). A score is
+    tied when it is within ``tolerance`` of the best (0: within the standard error of its
+    gap, from the per-point ``influences`` on the same points, finite-population factor
+    ``fpc``)."""
+    values = np.array([np.nan if v is None else v for v in scores], dtype=float)
+    sign = 1.0 if lower_is_better else -1.0
+    best = int(np.nanargmin(sign * values))
+    gap_ses = [_standard_error(influence - influences[best], fpc) for influence in influences]
+    ties = [i for i, se in enumerate(gap_ses) if np.isfinite(values[i])
+            and sign * (values[i] - values[best]) <= (tolerance if tolerance > 0 else se)]
+    return best, ties, gap_ses
+
+
 def _choose_by_dice(rows: list[AlphaRow], tie_tolerance: float, influences: list[np.ndarray],
                     fpc: float) -> tuple[int, list[int]]:
     """The largest α among those whose Dice is within the tolerance (or the standard error
     of the gap) of the best, and that tied set; sets each row's ``dice_gap_se``."""
-    scores = np.array([r.dice for r in rows])
-    best = int(np.nanargmax(scores))
-    ties = []
-    for i, row in enumerate(rows):
-        gap_se = _standard_error(influences[i] - influences[best], fpc)
-        row.dice_gap_se = gap_se
-        tolerance = tie_tolerance if tie_tolerance > 0 else gap_se
-        if np.isfinite(scores[i]) and scores[i] >= scores[best] - tolerance:
-            ties.append(i)
+    _, ties, gap_ses = tied_with_best([r.dice for r in rows], influences, fpc, False,
+                                      tie_tolerance)
+    for row, se in zip(rows, gap_ses, strict=True):
+        row.dice_gap_se = se
     return max(ties, key=lambda i: rows[i].alpha), ties
 
 
 def choose_by_tre(rows: list[AlphaRow], errors: list[np.ndarray]) -> tuple[int, list[int]]:
     """The α of lowest mean TRE, and the α tied with it: those whose mean excess over it
     (paired over the landmarks) is within its standard error."""
-    means = np.array([e.mean() for e in errors])
-    best = int(np.argmin(means))
-    ties = []
-    for i, e in enumerate(errors):
-        gap = e - errors[best]
-        se = float(gap.std(ddof=1) / np.sqrt(len(gap))) if len(gap) > 1 else 0.0
-        if means[i] - means[best] <= se:
-            ties.append(i)
+    best, ties, _ = tied_with_best([float(e.mean()) for e in errors], errors, 1.0, True)
     return best, ties

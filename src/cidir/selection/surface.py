@@ -35,11 +35,17 @@ import torch
 from scipy import ndimage
 
 from cidir.config import SelectionConfig
-from cidir.errors import InputError
-from cidir.evaluation.metrics import folding_percent, foreground_labels, std_log_jacobian, tre
+from cidir.evaluation.metrics import folding_percent, std_log_jacobian, tre
 from cidir.fields import ConditionedTransform, ImageSampler
 from cidir.geometry import Image
-from cidir.selection.alpha_search import AlphaRow, SelectionResult, checked_grid
+from cidir.selection.alpha_search import (
+    AlphaRow,
+    SelectionResult,
+    checked_grid,
+    checked_labels,
+    fold_subset,
+    tied_with_best,
+)
 
 
 def signed_distance(labels: Image, label: int, clamp: float) -> tuple[np.ndarray, Image]:
@@ -127,14 +133,7 @@ def search_surface(transform: ConditionedTransform, fixed_labels: Image, moving_
     """Score every α of the grid by the boundary error and choose (module docstring)."""
     start = time.perf_counter()
     config = config or SelectionConfig()
-    if not fixed_labels.grid.same_as(transform.grid, atol=1e-3):
-        raise InputError(f"fixed labels {fixed_labels.source}: grid {fixed_labels.grid.describe()}"
-                         f" differs from the model's fixed grid {transform.grid.describe()}")
-    chosen = [int(v) for v in (labels if labels is not None else
-                               foreground_labels(fixed_labels.array, moving_labels.array))]
-    if not chosen:
-        raise InputError(f"labels {fixed_labels.source} and {moving_labels.source}: no "
-                         "foreground label (> 0) in common")
+    chosen = checked_labels(transform, fixed_labels, moving_labels, labels)
     grid = checked_grid(config, alphas)
     band = float(max(fixed_labels.grid.spacing))  # one voxel: the boundary's layers
     clamp = 2.0 * max(config.region_margin_mm, band)
@@ -145,9 +144,7 @@ def search_surface(transform: ConditionedTransform, fixed_labels: Image, moving_
                             device=device)
     owner_t = torch.as_tensor(owner, device=device)
     moving = _MovingDistances(moving_labels, chosen, clamp, device)
-    n_fold = min(config.folding_points, len(flat))
-    fold_idx = torch.as_tensor(np.random.default_rng(config.seed + 1).permutation(len(flat))
-                               [:n_fold], device=device)
+    fold_idx = fold_subset(len(flat), config, device)
     rows, influences = [], []
     with torch.no_grad():
         for a in grid:
@@ -167,20 +164,8 @@ def search_surface(transform: ConditionedTransform, fixed_labels: Image, moving_
                 row.tre_mm = float(tre(fixed_at.map_points(fixed_points, a), moving_points).mean())
             rows.append(row)
     fpc = 1.0 - len(flat) / total if total else 0.0
-    index, tied = _choose(rows, influences, fpc)
+    _, tied, _ = tied_with_best([r.surface_mm for r in rows], influences, fpc, True)
+    index = max(tied, key=lambda i: rows[i].alpha)  # ties go to the smoother α
     return SelectionResult(rows, rows[index].alpha, index, "surface", chosen, len(flat), total,
                            len(flat) == total, time.perf_counter() - start, tied=tied)
 
-
-def _choose(rows: list[AlphaRow], influences: list[np.ndarray], fpc: float
-            ) -> tuple[int, list[int]]:
-    """The largest α among those within the standard error of their excess over the best."""
-    scores = np.array([r.surface_mm for r in rows], dtype=float)
-    best = int(np.nanargmin(scores))
-    ties = []
-    for i, influence in enumerate(influences):
-        gap = influence - influences[best]
-        se = float(np.sqrt(fpc * gap.var(ddof=1) / len(gap))) if len(gap) > 1 else 0.0
-        if np.isfinite(scores[i]) and scores[i] <= scores[best] + se:
-            ties.append(i)
-    return max(ties, key=lambda i: rows[i].alpha), ties
