@@ -16,6 +16,7 @@ from benchmarks.selection_fits import FittedPair
 from cidir.evaluation.metrics import dice_per_label, mean_dice, tre
 from cidir.fields import warp_labels
 from cidir.geometry import Image
+from cidir.selection.alpha_space import Alpha, as_alpha
 
 BOX_MARGIN_MM = 20.0
 FIELD_POINTS = 200_000
@@ -39,7 +40,7 @@ class Judge:
     """Memoized yardsticks of one fitted pair (module docstring)."""
 
     fitted: FittedPair
-    memo: dict[float, dict] = field(default_factory=dict)
+    memo: dict[Alpha, dict] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         pair = self.fitted.pair
@@ -52,13 +53,13 @@ class Judge:
             self.field_points = (pair.fixed.grid.world_points(flat),
                                  pair.gt_field.reshape(-1, pair.ndim)[flat])
 
-    def at(self, alpha: float) -> dict:
-        key = round(float(alpha), 10)
+    def at(self, alpha: Alpha) -> dict:
+        key = as_alpha(alpha)
         if key not in self.memo:
             self.memo[key] = self._measure(key)
         return self.memo[key]
 
-    def _measure(self, alpha: float) -> dict:
+    def _measure(self, alpha: Alpha) -> dict:
         pair, transform = self.fitted.pair, self.fitted.transform
         out = {}
         if pair.fixed_points is None:
@@ -75,7 +76,7 @@ class Judge:
             out["field_error_mm"] = float(np.linalg.norm(moved - truth, axis=1).mean())
         return out
 
-    def oracle(self, alphas: list[float]) -> dict:
+    def oracle(self, alphas: list[Alpha]) -> dict:
         """Per yardstick, the best α of ``alphas`` and its value."""
         table = {a: self.at(a) for a in alphas}
         out = {}

@@ -105,6 +105,8 @@ def test_signed_distance_of_a_ball():
 class _Shift:
     """A stand-in transform: φ(x; α) = x + (8 α mm, 0, 0), identity Jacobian."""
 
+    num_conditions = 1
+
     def __init__(self, grid: Grid, alpha: float | None = None) -> None:
         self.grid, self.alpha, self.device = grid, alpha, torch.device("cpu")
 

@@ -129,7 +129,7 @@ def choose_alpha(transform: ConditionedTransform, fixed_labels: Image, moving_la
                         fixed_points, moving_points, rule=rule)
 
 
-def evaluate(transform: ConditionedTransform, alpha: float, *,
+def evaluate(transform: ConditionedTransform, alpha: float | Sequence[float], *,
              fixed_points: World[np.ndarray] | None = None,
              moving_points: World[np.ndarray] | None = None,
              moving_grid: Grid | None = None, fixed_labels: Image | None = None,

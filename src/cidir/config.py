@@ -253,7 +253,8 @@ class TrainingConfig(_Validated):
 class SelectionConfig(_Validated):
     """Choosing α at inference by a grid search over α on sampled points."""
 
-    num_alphas: int = 21  # grid 0, 1/(n-1), ..., 1
+    num_alphas: int = 21  # grid 0, 1/(n-1), ..., 1 (several conditions: the finest step)
+    coarse_alphas: int = 6  # several conditions: the first product grid, values per axis
     sample_points: int = 20000  # voxels of the labels' region where Dice is estimated
     folding_points: int = 2000  # of those, where det J is evaluated (folding %)
     region_margin_mm: float = 10.0  # margin around the labels where points are drawn
@@ -263,6 +264,9 @@ class SelectionConfig(_Validated):
     def validate(self) -> None:
         if self.num_alphas < 2:
             raise InputError(f"selection.num_alphas: expected >= 2, found {self.num_alphas}")
+        if self.coarse_alphas < 2:
+            raise InputError(f"selection.coarse_alphas: expected >= 2, found "
+                             f"{self.coarse_alphas}")
         _positive_int("selection.sample_points", self.sample_points)
         _positive_int("selection.folding_points", self.folding_points)
         if self.region_margin_mm < 0 or self.tie_tolerance < 0:

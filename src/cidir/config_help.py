@@ -96,7 +96,11 @@ HELP: dict[str, str] = {
                                  "Ctrl-C)",
     "training.log_every": "iterations between rows of loss.csv",
     # selection
-    "selection.num_alphas": "α grid size: 0, 1/(n−1), …, 1",
+    "selection.num_alphas": "α grid size: 0, 1/(n−1), …, 1 (a model conditioned on several "
+                            "hyperparameters: the finest step of its search, 1/(n−1))",
+    "selection.coarse_alphas": "a model conditioned on several hyperparameters: values per "
+                               "axis of the first product grid, refined around the best point "
+                               "by halving the step",
     "selection.sample_points": "voxels of the labels' region where Dice is estimated per α "
                                "(rule surface: near the label boundaries; rule lcurve: of "
                                "the fit's mask, where the similarity is)",
@@ -105,7 +109,8 @@ HELP: dict[str, str] = {
     "selection.region_margin_mm": "margin (mm) around the labels where the points are drawn "
                                   "(rule surface: on either side of their boundaries)",
     "selection.tie_tolerance": "a Dice within this of the best counts as a tie (0: the "
-                               "standard error of the difference); the largest tied α wins",
+                               "standard error of the difference); the largest tied α wins "
+                               "(several hyperparameters: the largest sum)",
     "selection.seed": "random seed of the sampled points",
 }
 

@@ -24,3 +24,15 @@ def positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, found {text!r}")
     return value
+
+
+def alpha_value(text: str) -> float | tuple[float, ...]:
+    """``0.35`` → 0.35; ``0.35,0.7`` → (0.35, 0.7) (one value per conditioned
+    hyperparameter, each in [0, 1])."""
+    from cidir.errors import InputError
+    from cidir.selection.alpha_space import parse_alpha
+
+    try:
+        return parse_alpha(text, "α")
+    except InputError as exc:  # "α: expected …": argparse names the option itself
+        raise argparse.ArgumentTypeError(str(exc).removeprefix("α: ")) from None

@@ -20,6 +20,7 @@ from typing import Any
 from cidir.cli.config_options import config_from_args
 from cidir.cli.parser import build_parser
 from cidir.errors import FitInterrupted, InputError
+from cidir.selection.alpha_space import format_alpha
 
 __all__ = ["build_parser", "main", "run_command"]
 
@@ -97,11 +98,11 @@ def _run_select(args: argparse.Namespace) -> Outcome:
         score = f"mean boundary error {row.surface_mm:.3f} mm"
     else:
         score = f"L-curve corner, similarity {row.similarity:.5g}, energy {row.energy:.4g}"
-    summary = (f"chosen α = {result.alpha:.4g} by {result.rule}: {score}, "
+    summary = (f"chosen α = {format_alpha(result.alpha, '.4g')} by {result.rule}: {score}, "
                f"folding {row.folding_percent:.3f}%"
                + (f", TRE {row.tre_mm:.3f} mm" if row.tre_mm is not None else "")
                + f" ({len(result.rows)} α in {result.seconds:.2f} s; tied with it: α = "
-               + ", ".join(f"{a:g}" for a in result.tied_alphas) + ")")
+               + "; ".join(format_alpha(a, "g") for a in result.tied_alphas) + ")")
     warnings = (result.warning,) if result.warning else ()
     return Outcome(summary, {"run": args.run, **result.to_dict()}, warnings)
 
@@ -135,7 +136,7 @@ def _run_export(args: argparse.Namespace) -> Outcome:
         data["inverse"] = inverse
     if args.uncertainty:
         u = json.loads((Path(args.run) / "uncertainty.json").read_text(encoding="utf-8"))
-        tied = ", ".join(f"{a:g}" for a in u["tied_alphas"])
+        tied = "; ".join(format_alpha(a, "g") for a in u["tied_alphas"])
         lines.append(f"α-uncertainty over the tied α {tied} in the {u['region']}: mean "
                      f"{u['mean_mm']:.3g} mm, 95th percentile {u['p95_mm']:.3g} mm, max "
                      f"{u['max_mm']:.3g} mm")
@@ -151,7 +152,7 @@ def _run_evaluate(args: argparse.Namespace) -> Outcome:
                                    fixed_labels=args.fixed_labels,
                                    moving_labels=args.moving_labels, labels=args.labels,
                                    mask=args.mask, out=args.out, device=args.device)
-    parts = [f"α {result.alpha:.4g}:"]
+    parts = [f"α {format_alpha(result.alpha, '.4g')}:"]
     if result.tre_before is not None and result.tre_after is not None:
         parts.append(f"TRE {result.tre_before.continuous.mean:.2f} → "
                      f"{result.tre_after.continuous.mean:.2f} mm;")
@@ -199,7 +200,7 @@ def _run_dirlab(args: argparse.Namespace) -> Outcome:
 
 def _pair_line(done: int, total: int, record: dict[str, Any]) -> str:
     """``[k/N] id: status (α, Dice before → after, TRE before → after)`` or its error."""
-    figures = [f"α {record['alpha']:.3g}"] if record.get("alpha") is not None else []
+    figures = [f"α {format_alpha(record['alpha'])}"] if record.get("alpha") is not None else []
     if record.get("dice_after") is not None:
         figures.append(f"Dice {record.get('dice_before') or float('nan'):.3f} → "
                        f"{record['dice_after']:.3f}")

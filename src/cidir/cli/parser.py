@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import argparse
 
-from cidir.cli.arg_types import label_list, positive_int
+from cidir.cli.arg_types import alpha_value, label_list, positive_int
 from cidir.cli.config_options import add_config_options
 from cidir.config import RULES
 
@@ -42,7 +42,9 @@ def _output(p: argparse.ArgumentParser, progress: bool = False) -> None:
 
 
 def _alpha(p: argparse.ArgumentParser, default_text: str) -> None:
-    p.add_argument("--alpha", type=float, help=f"α in [0, 1] ({default_text})")
+    p.add_argument("--alpha", type=alpha_value,
+                   help=f"α in [0, 1]; a model conditioned on several hyperparameters takes one "
+                        f"value per hyperparameter, a1,a2 ({default_text})")
 
 
 def _add_fit(sub: Subparsers) -> None:

@@ -101,6 +101,7 @@ def run_pair(task: PairTask) -> dict[str, Any]:
 def _do_pair(task: PairTask, folder: Path, stamp: dict[str, Any]) -> dict[str, Any]:
     from cidir.runs import commands
     from cidir.runs.folder import RunFolder
+    from cidir.selection.alpha_space import Alpha, as_alpha
 
     run = RunFolder(folder)
     config = RunConfig.from_toml(task.config_toml, f"cohort pair {task.id}")
@@ -121,7 +122,8 @@ def _do_pair(task: PairTask, folder: Path, stamp: dict[str, Any]) -> dict[str, A
         fit_seconds, how = fit.metrics["fit_seconds"], "fitted"
     record: dict[str, Any] = {"id": task.id, "status": "ok", "fit": how,
                               "fit_seconds": fit_seconds, "fingerprint": stamp}
-    alpha, alpha_source = DEFAULT_ALPHA, f"default {DEFAULT_ALPHA} (no labels given)"
+    alpha: Alpha = as_alpha((DEFAULT_ALPHA,) * run.num_conditions())
+    alpha_source = f"default {DEFAULT_ALPHA} (no labels given)"
     if p.get("fixed_labels"):
         selection = commands.select_run(folder, str(p["fixed_labels"]), str(p["moving_labels"]),
                                         fixed_points_path=p.get("fixed_points"),

@@ -12,6 +12,7 @@ from typing import Any
 
 from cidir.io.atomic import write_json, write_text
 from cidir.runs.folder import csv_text
+from cidir.selection.alpha_space import alpha_text, components, format_alpha
 
 COLUMNS = ("id", "status", "fit", "alpha", "alpha_source", "dice_before", "dice_after",
            "tre_before_mm", "tre_after_mm", "folding_percent", "fit_seconds", "seconds",
@@ -22,7 +23,7 @@ def write_summary(out: Path, records: list[dict[str, Any]], settings: dict[str, 
                   seconds: float) -> None:
     """Rewrite the three summary files from the records so far (manifest order)."""
     rows = [{c: r.get(c) for c in COLUMNS} for r in records]
-    write_text(out / "cohort.csv", csv_text(rows))
+    write_text(out / "cohort.csv", csv_text([_flat(r) for r in rows]))
     counts = {s: sum(r.get("status") == s for r in records)
               for s in ("ok", "reused", "failed", "interrupted")}
     write_json(out / "cohort.json", {"pairs": rows, "counts": counts, "seconds": seconds,
@@ -42,8 +43,7 @@ def _figure_png(rows: list[dict[str, Any]]) -> bytes | None:
     fig = Figure(figsize=(12, 3.2), dpi=90)
     FigureCanvasAgg(fig)
     axes = fig.subplots(1, 4)
-    axes[0].bar(ids, [r["alpha"] for r in done], color="#4477aa")
-    axes[0].set(title="α chosen", ylim=(0, 1))
+    _alpha_bars(axes[0], ids, [components(r["alpha"]) for r in done])
     for ax, key, title in ((axes[1], "dice", "Dice before → after"),
                            (axes[2], "tre", "TRE (mm) before → after")):
         before = f"{key}_before" + ("_mm" if key == "tre" else "")
@@ -65,9 +65,31 @@ def _figure_png(rows: list[dict[str, Any]]) -> bytes | None:
     return buffer.getvalue()
 
 
+def _alpha_bars(ax: Any, ids: list[str], alphas: list[tuple[float, ...]]) -> None:
+    """α per pair: one bar each, or side-by-side bars α1, α2, … for several conditions."""
+    count = max(len(a) for a in alphas)
+    width = 0.8 / count
+    for k in range(count):
+        offsets = [i + (k - (count - 1) / 2) * width for i in range(len(ids))]
+        ax.bar(offsets, [a[k] if k < len(a) else 0.0 for a in alphas], width=width,
+               label=f"α{k + 1}" if count > 1 else None)
+    ax.set_xticks(range(len(ids)), ids)
+    ax.set(title="α chosen", ylim=(0, 1))
+    if count > 1:
+        ax.legend(fontsize=7)
+
+
+def _flat(row: dict[str, Any]) -> dict[str, Any]:
+    """A row for the CSV: α as ``0.35`` or ``0.35,0.7``."""
+    alpha = row.get("alpha")
+    return {**row, "alpha": None if alpha is None else alpha_text(alpha)}
+
+
 def _cell(value: Any) -> str:
     if value is None:
         return ""
+    if isinstance(value, (list, tuple)):
+        return html.escape(format_alpha(value))
     if isinstance(value, float):
         return f"{value:.4g}"
     return html.escape(str(value))

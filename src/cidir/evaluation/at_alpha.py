@@ -42,7 +42,7 @@ from cidir.geometry.frames import World
 class Evaluation:
     """The numbers of one transform at one α (TRE in mm, folding in % of voxels)."""
 
-    alpha: float
+    alpha: float | Sequence[float]
     tre_before: TRESummary | None = None
     tre_after: TRESummary | None = None
     dice: float | None = None
@@ -69,7 +69,7 @@ class Evaluation:
         return out
 
 
-def evaluate_transform(transform: ConditionedTransform, alpha: float, *,
+def evaluate_transform(transform: ConditionedTransform, alpha: float | Sequence[float], *,
                        fixed_points: World[np.ndarray] | None = None,
                        moving_points: World[np.ndarray] | None = None,
                        moving_grid: Grid | None = None,

@@ -10,6 +10,7 @@ where u is a contraction (‖∇u‖ < 1: no folding); the residual ‖φ(x) −
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -22,7 +23,8 @@ ITERATIONS = 50
 TOLERANCE_MM = 1e-4
 
 
-def inverse_map_points(transform: ConditionedTransform, alpha: float, points: np.ndarray,
+def inverse_map_points(transform: ConditionedTransform, alpha: float | Sequence[float],
+                       points: np.ndarray,
                        iterations: int = ITERATIONS, tolerance_mm: float = TOLERANCE_MM,
                        chunk_size: int = 65536) -> tuple[np.ndarray, np.ndarray]:
     """φ⁻¹(y) for moving points y (N, D) in world mm; returns (fixed points (N, D) float64,
@@ -51,7 +53,8 @@ def inverse_map_points(transform: ConditionedTransform, alpha: float, points: np
     return out, residual
 
 
-def inverse_displacement_field(transform: ConditionedTransform, alpha: float, grid: Grid,
+def inverse_displacement_field(transform: ConditionedTransform, alpha: float | Sequence[float],
+                               grid: Grid,
                                **options: Any) -> tuple[np.ndarray, np.ndarray]:
     """φ⁻¹(y) − y on ``grid`` (the moving grid), shape grid.shape + (D,), mm, float32 —
     moving → fixed, the convention of ``sitk.DisplacementFieldTransform`` — and the residual
@@ -62,7 +65,7 @@ def inverse_displacement_field(transform: ConditionedTransform, alpha: float, gr
     return field, residual.reshape(grid.shape)
 
 
-def inverse_consistency(transform: ConditionedTransform, alpha: float,
+def inverse_consistency(transform: ConditionedTransform, alpha: float | Sequence[float],
                         fixed_points: np.ndarray) -> dict[str, float]:
     """‖φ⁻¹(φ(x)) − x‖ over fixed points x (e.g. the voxels of the fixed mask), in mm:
     mean, 95th percentile and maximum."""

@@ -51,6 +51,11 @@ class ConditionedTransform:
         return self.grid.ndim
 
     @property
+    def num_conditions(self) -> int:
+        """Values of α the model is conditioned on (one per conditioned hyperparameter)."""
+        return self.model.num_conditions
+
+    @property
     def has_init(self) -> bool:
         return not np.allclose(self.init_matrix, np.eye(self.ndim + 1))
 

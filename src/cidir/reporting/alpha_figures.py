@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from cidir.reporting.figures import _new_figure, to_png
+from cidir.selection.alpha_space import Alpha, components, format_alpha
 
 
 def alpha_curves(rows: Sequence[Mapping], chosen: float, rule: str = "dice") -> bytes:
@@ -110,7 +111,8 @@ def alignment_score(rows: Sequence[Mapping[str, Any]], rule: str
     return None
 
 
-def tradeoff_curves(rows: Sequence[Mapping[str, Any]], chosen: float, rule: str) -> bytes | None:
+def tradeoff_curves(rows: Sequence[Mapping[str, Any]], chosen: Alpha,
+                    rule: str) -> bytes | None:
     """PNG of alignment against folding % and against std log det ∇φ; None when the table
     lacks the alignment or the regularity columns (selections by an older cidir)."""
     score = alignment_score(rows, rule)
@@ -119,19 +121,21 @@ def tradeoff_curves(rows: Sequence[Mapping[str, Any]], chosen: float, rule: str)
     if score is None or not np.isfinite(std_log).any():
         return None
     label, values = score
-    alphas = np.array([float(r["alpha"]) for r in rows])
+    points = np.array([components(r["alpha"]) for r in rows], dtype=float)  # (N, K)
+    alphas = points.mean(axis=1)  # the colour: α, or the mean of its values
     folding = np.array([float(r["folding_percent"]) for r in rows])
-    pick = int(np.argmin(np.abs(alphas - chosen)))
+    pick = int(np.argmin(np.linalg.norm(points - np.array(components(chosen)), axis=1)))
     fig, axes = _new_figure(1, 2, width=4.0, height=3.3)
     for ax, x, name in ((axes[0, 0], folding, "voxels with det J ≤ 0 (%)"),
                         (axes[0, 1], std_log, "std of log det J")):
         ax.plot(x, values, "-", color="0.6", linewidth=1, zorder=1)
         dots = ax.scatter(x, values, c=alphas, cmap="viridis", vmin=0, vmax=1, s=22, zorder=2)
         ax.plot(x[pick], values[pick], "o", markersize=11, mfc="none", color="k",
-                label=f"chosen α = {chosen:.3g}")
+                label=f"chosen α = {format_alpha(chosen)}")
         ax.set_xlabel(name, fontsize=8)
         ax.set_ylabel(label, fontsize=8)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
-    fig.colorbar(dots, ax=axes[0, 1], fraction=0.046, pad=0.04, label="α")
+    fig.colorbar(dots, ax=axes[0, 1], fraction=0.046, pad=0.04,
+                 label="α" if points.shape[1] == 1 else "mean of α1 … αK")
     return to_png(fig, "Alignment against regularity over α (one training)")

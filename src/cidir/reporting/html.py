@@ -23,6 +23,7 @@ from cidir.reporting import figures as F
 from cidir.reporting.panels import Figure, ViewData, evaluate_view, make_figures
 from cidir.reporting.summary import RunRecord, summary_section
 from cidir.reporting.tables import alpha_table, flatten, metrics_table
+from cidir.selection.alpha_space import Alpha, format_alpha
 
 __all__ = ["FIGURE_NAMES", "ViewData", "evaluate_view", "flatten", "render_html",
            "write_report"]
@@ -77,8 +78,8 @@ def _figures_html(figures: Sequence[Figure], ndim: int) -> list[str]:
                for f in figures] + ["</div>"])
 
 
-def _headline(alpha: float, fixed: Image) -> str:
-    return (f"<p>Shown at α = <b>{alpha:.4g}</b>. Fixed grid: "
+def _headline(alpha: Alpha, fixed: Image) -> str:
+    return (f"<p>Shown at α = <b>{format_alpha(alpha, '.4g')}</b>. Fixed grid: "
             f"{html.escape(fixed.grid.describe())}.</p>")
 
 
@@ -124,7 +125,7 @@ def _evaluated_labels(selection: Mapping[str, Any] | None,
 
 
 def write_report(run_dir: str | Path, *, transform: ConditionedTransform, fixed: Image,
-                 moving: Image, alpha: float, config_toml: str, metrics: dict[str, Any],
+                 moving: Image, alpha: Alpha, config_toml: str, metrics: dict[str, Any],
                  selection: dict[str, Any] | None = None, fixed_labels: Image | None = None,
                  moving_labels: Image | None = None,
                  loss_history: list[dict] | None = None, title: str = "cidir run",

@@ -25,7 +25,9 @@ from cidir.fields import (
 from cidir.geometry import Image
 from cidir.reporting import figures as F
 from cidir.reporting.alpha_figures import alpha_curves, tradeoff_curves
+from cidir.reporting.alpha_surface import alpha_surface
 from cidir.reporting.summary import selection_rule
+from cidir.selection.alpha_space import Alpha, as_alpha, components, format_alpha
 
 Figure = tuple[str, bytes, str]  # (file name, PNG bytes, caption)
 
@@ -46,7 +48,7 @@ class ViewData:
 
 
 def evaluate_view(view: F.SliceView, transform: ConditionedTransform, fixed: Image,
-                  moving: Image, alpha: float, fixed_labels: Image | None,
+                  moving: Image, alpha: Alpha, fixed_labels: Image | None,
                   moving_labels: Image | None, fixed_mask: Image | None = None,
                   tied_alphas: Sequence[float] | None = None) -> ViewData:
     """Evaluate φ once on the view's voxels and derive every plane from it; with
@@ -126,9 +128,12 @@ def _image_figures(views: list[F.SliceView], data: list[ViewData], window: tuple
     return out
 
 
-def _alpha_figure(selection: Mapping[str, Any], a: str, alpha: float) -> Figure:
+def _alpha_figure(selection: Mapping[str, Any], a: str, alpha: Alpha) -> Figure:
+    if len(components(alpha)) > 1:
+        return _surface_figure(selection, a, alpha)
     return ("alpha_curves.png",
-            alpha_curves(selection["rows"], alpha, str(selection_rule(selection))),
+            alpha_curves(selection["rows"], components(alpha)[0],
+                         str(selection_rule(selection))),
             f"Scores of the trained network for each α of the search grid: mean Dice of the "
             f"warped moving labels against the fixed labels (band: ± one standard error of "
             f"the estimate from {selection.get('sample_points')} sampled voxels; the same "
@@ -137,7 +142,21 @@ def _alpha_figure(selection: Mapping[str, Any], a: str, alpha: float) -> Figure:
             f"report ({a}).")
 
 
-def _tradeoff_figure(selection: Mapping[str, Any], alpha: float) -> list[Figure]:
+def _surface_figure(selection: Mapping[str, Any], a: str, alpha: Alpha) -> Figure:
+    rule = str(selection_rule(selection))
+    tied = [as_alpha(v) for v in selection.get("tied_alphas") or []]
+    return ("alpha_surface.png",
+            alpha_surface(selection["rows"], alpha, rule, tied),
+            f"Scores of the trained network over the plane of its first two hyperparameters "
+            f"(α1, α2), at the {len(selection['rows'])} points the search scored (dots: a "
+            f"coarse product grid, then finer steps around the best point), filled by linear "
+            f"interpolation between them: the selection rule's score ({rule}) and the "
+            f"percentage of folding voxels (det J ≤ 0). Star: the α shown in this report "
+            f"({a}); rings: the α the rule could not tell from its choice. Values also in "
+            f"alpha_table.csv.")
+
+
+def _tradeoff_figure(selection: Mapping[str, Any], alpha: Alpha) -> list[Figure]:
     rule = str(selection_rule(selection))
     png = tradeoff_curves(selection["rows"], alpha, rule)
     if png is None:
@@ -155,7 +174,7 @@ def _uncertainty_figure(views: list[F.SliceView], data: list[ViewData],
                         selection: Mapping[str, Any], orientation: str) -> Figure:
     planes = [cast(np.ndarray, d.spread) for d in data]
     top = max(float(np.nanmax(p)) for p in planes)
-    tied = ", ".join(f"{float(v):.3g}" for v in selection.get("tied_alphas") or [])
+    tied = "; ".join(format_alpha(v) for v in selection.get("tied_alphas") or [])
     masks = [d.mask for d in data]
     outlines = cast(list[np.ndarray], masks) if all(m is not None for m in masks) else None
     png = F.image_panels(views, {"α-uncertainty": planes}, (0.0, max(top, 1e-6)),
@@ -186,13 +205,13 @@ def _label_figure(views: list[F.SliceView], data: list[ViewData], window: tuple[
 
 
 def make_figures(views: list[F.SliceView], data: list[ViewData], *, fixed: Image,
-                 alpha: float, selection: Mapping[str, Any] | None,
+                 alpha: Alpha, selection: Mapping[str, Any] | None,
                  loss_history: list[dict] | None,
                  labels: Sequence[int] | None = None) -> list[Figure]:
     """(file name, PNG bytes, caption) for every figure that the inputs allow; ``labels``:
     the label values contoured (default: every label)."""
     orientation = orientation_text(fixed.ndim)
-    a = f"{alpha:.3g}"
+    a = format_alpha(alpha)
     out: list[Figure] = []
     if selection and selection.get("rows"):
         out.append(_alpha_figure(selection, a, alpha))

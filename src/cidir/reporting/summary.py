@@ -19,6 +19,7 @@ from typing import Any
 
 import cidir
 from cidir.reporting.tables import fmt, num
+from cidir.selection.alpha_space import Alpha, as_alpha, components, format_alpha, smoothness
 
 WHAT = {"fixed": "fixed image", "moving": "moving image", "fixed_mask": "fixed mask",
         "moving_mask": "moving mask", "init": "initial transform",
@@ -168,7 +169,7 @@ def dice_ties(selection: Mapping[str, Any]) -> list[int] | None:
     ties = [i for i, (r, s) in enumerate(zip(rows, scores, strict=True))
             if s is not None and s >= best - (tolerance if tolerance > 0
                                               else float(r.get("dice_gap_se") or 0.0))]
-    chosen = max(ties, key=lambda i: float(rows[i]["alpha"]))
+    chosen = max(ties, key=lambda i: smoothness(as_alpha(rows[i]["alpha"])))
     return ties if chosen == selection.get("index") else None
 
 
@@ -176,13 +177,12 @@ def _dice_reason(selection: Mapping[str, Any]) -> str:
     rows = selection["rows"]
     scores = {i: s for i, s in enumerate(_finite(r.get("dice")) for r in rows) if s is not None}
     text = (f"by the mean Dice of labels {_labels_text(selection.get('labels') or [])} over "
-            f"{len(rows)} α from {num(rows[0]['alpha'], '.3g')} to "
-            f"{num(rows[-1]['alpha'], '.3g')}")
+            + _searched_text(rows))
     if not scores:
         return text + " (no finite Dice was recorded)"
     best = max(scores, key=scores.__getitem__)
     text += (": best estimated mean Dice "
-            f"{num(rows[best]['dice'], '.4f')} at α = {num(rows[best]['alpha'], '.3g')}")
+            f"{num(rows[best]['dice'], '.4f')} at α = {format_alpha(rows[best]['alpha'])}")
     ties = dice_ties(selection)
     if ties is None:
         return text
@@ -191,9 +191,18 @@ def _dice_reason(selection: Mapping[str, Any]) -> str:
               "within the standard error of their gap to it")
     if len(ties) == 1:
         return text + f"; no other α {within}"
-    tied = ", ".join(num(rows[i]["alpha"], ".3g") for i in ties)
+    tied = ", ".join(format_alpha(rows[i]["alpha"]) for i in ties)
     return (text + f"; tied set (Dice {within}): α = {tied}; ties go to the largest, "
             "smoothest α")
+
+
+def _searched_text(rows: Sequence[Mapping[str, Any]]) -> str:
+    """``21 α from 0 to 1``, or ``52 points of the 2-D α space`` for several conditions."""
+    count = len(components(rows[0]["alpha"]))
+    if count > 1:
+        return f"{len(rows)} points of the {count}-D α space (coarse grid refined around the best)"
+    return (f"{len(rows)} α from {format_alpha(rows[0]['alpha'])} to "
+            f"{format_alpha(rows[-1]['alpha'])}")
 
 
 def selection_rule(selection: Mapping[str, Any]) -> str | None:
@@ -202,14 +211,15 @@ def selection_rule(selection: Mapping[str, Any]) -> str | None:
     return selection.get("rule") or selection.get("criterion")
 
 
-def alpha_reason(alpha: float, selection: Mapping[str, Any] | None,
+def alpha_reason(alpha: Alpha, selection: Mapping[str, Any] | None,
                  alpha_given: bool) -> str:
     """Which α the report shows and why, in one sentence (plain text)."""
     if not selection or selection.get("alpha") is None:
         if alpha_given:
-            return f"α = {alpha:.3g}, given with --alpha (no α selection was run)."
-        return f"α = {alpha:.3g} (default, no selection run: cidir select chooses α)."
-    chosen = float(selection["alpha"])
+            return f"α = {format_alpha(alpha)}, given with --alpha (no α selection was run)."
+        return (f"α = {format_alpha(alpha)} (default, no selection run: cidir select chooses "
+                "α).")
+    chosen = as_alpha(selection["alpha"])
     rule = selection_rule(selection)
     if rule == "dice" and selection.get("rows"):
         why = _dice_reason(selection)
@@ -230,9 +240,11 @@ def alpha_reason(alpha: float, selection: Mapping[str, Any] | None,
                f"{num(selection.get('energy'), '.4g')})")
     else:
         why = f"by {rule}"
-    text = f"α = {chosen:.3g}, chosen {why}."
-    if abs(chosen - alpha) > 1e-9:
-        text = f"Shown at α = {alpha:.3g}, given with --alpha; the selection chose {text}"
+    text = f"α = {format_alpha(chosen)}, chosen {why}."
+    if max(abs(c - a) for c, a in zip(components(chosen), components(alpha),
+                                              strict=False)) > 1e-9:
+        text = (f"Shown at α = {format_alpha(alpha)}, given with --alpha; the selection chose "
+                f"{text}")
     if selection.get("warning"):
         text += f" Warning: {selection['warning']}"
     return text
@@ -307,7 +319,7 @@ def provenance_text(run_id: str | None, fit_date: str | None,
     return f"{run}{fit}; this report written {now} by cidir {cidir.__version__}."
 
 
-def summary_section(alpha: float, selection: Mapping[str, Any] | None, record: RunRecord,
+def summary_section(alpha: Alpha, selection: Mapping[str, Any] | None, record: RunRecord,
                     run_id: str | None = None) -> str:
     """The whole summary block (``<section id="summary">``)."""
     evaluation = record.evaluation or record.metrics.get("evaluation")

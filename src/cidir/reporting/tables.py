@@ -11,6 +11,8 @@ from typing import Any
 
 import numpy as np
 
+from cidir.selection.alpha_space import format_alpha
+
 
 def flatten(data: Mapping[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
     """Scalar entries with dotted keys for nested dicts; short lists kept, long ones dropped."""
@@ -80,7 +82,7 @@ def _mean_rows(selection: Mapping[str, Any], has_tre: bool, columns: list) -> li
         cls = ' class="chosen"' if chosen else ""
         body.append(
             f"<tr{cls}>"
-            f"<td>{num(r['alpha'], '.3f')}{' ◀ chosen' if chosen else ''}</td>"
+            f"<td>{format_alpha(r['alpha'], '.3f')}{' ◀ chosen' if chosen else ''}</td>"
             + "".join(f"<td>{cell(r)}</td>" for _, cell in columns)
             + f"<td>{num(r['folding_percent'], '.3f')}</td>"
             f"<td>{num(r.get('std_log_jacobian'), '.3f')}</td>"
@@ -99,8 +101,8 @@ def per_label_table(selection: Mapping[str, Any]) -> str:
     if not labels:
         return ""
     index = selection.get("index")
-    head = "".join(f"<th{' class=chosen' if i == index else ''}>{num(r['alpha'], '.3g')}</th>"
-                   for i, r in enumerate(rows))
+    head = "".join(f"<th{' class=chosen' if i == index else ''}>"
+                   f"{format_alpha(r['alpha'], '.3g')}</th>" for i, r in enumerate(rows))
     body = []
     for label in labels:
         cells = "".join(

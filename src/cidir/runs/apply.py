@@ -29,6 +29,7 @@ from cidir.runs.at_alpha import alpha_for, provenance
 from cidir.runs.folder import RunFolder
 from cidir.runs.inverse import apply_inverse_points, moving_grid
 from cidir.runtime import resolve_device
+from cidir.selection.alpha_space import Alpha
 
 __all__ = ["apply_run"]
 
@@ -36,7 +37,7 @@ log = logging.getLogger(__name__)
 MAX_LABEL = np.iinfo(np.int32).max
 
 
-def apply_run(run_dir: str | Path, out: str | Path, *, alpha: float | None = None,
+def apply_run(run_dir: str | Path, out: str | Path, *, alpha: Alpha | None = None,
               image: str | None = None, labels: str | None = None, points: str | None = None,
               inverse: bool = False, reference: str | None = None,
               interpolation: str | None = None, default_value: float | None = None,
@@ -65,7 +66,7 @@ def apply_run(run_dir: str | Path, out: str | Path, *, alpha: float | None = Non
                         device)
 
 
-def _apply_points(run: RunFolder, alpha: float, points: str, out: str | Path, inverse: bool,
+def _apply_points(run: RunFolder, alpha: Alpha, points: str, out: str | Path, inverse: bool,
                   device: str) -> Path:
     target = check_points_output(out)
     transform = run.load_transform(resolve_device(device))
@@ -78,7 +79,7 @@ def _apply_points(run: RunFolder, alpha: float, points: str, out: str | Path, in
     return target
 
 
-def _apply_image(run: RunFolder, alpha: float, out: str | Path, image: str | None,
+def _apply_image(run: RunFolder, alpha: Alpha, out: str | Path, image: str | None,
                  labels: str | None, reference: str | None, interpolation: str | None,
                  default_value: float | None, device: str) -> Path:
     """Everything checked (options, output, inputs) before the model is loaded."""

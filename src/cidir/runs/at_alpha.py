@@ -2,28 +2,36 @@
 
 from __future__ import annotations
 
-import numpy as np
-
-from cidir.errors import InputError
 from cidir.runs.folder import RunFolder
+from cidir.selection.alpha_space import (
+    Alpha,
+    alpha_text,
+    as_alpha,
+    check_count,
+    check_values,
+    components,
+)
 
 
-def check_alpha(alpha: float | None, what: str = "--alpha") -> float | None:
-    """``alpha`` unchanged; InputError unless it is None or a number in [0, 1]."""
-    if alpha is not None and not (np.isfinite(alpha) and 0.0 <= alpha <= 1.0):
-        raise InputError(f"{what}: expected a value in [0, 1], found {alpha}")
+def check_alpha(alpha: Alpha | None, what: str = "--alpha") -> Alpha | None:
+    """``alpha`` unchanged; InputError unless it is None or values in [0, 1]."""
+    if alpha is not None:
+        check_values(components(alpha), what)
     return alpha
 
 
-def alpha_for(run: RunFolder, alpha: float | None) -> float:
-    """``alpha`` checked, or the run's selected α when it is None."""
+def alpha_for(run: RunFolder, alpha: Alpha | None) -> Alpha:
+    """``alpha`` checked (one value per hyperparameter the run's model is conditioned on), or
+    the run's selected α when it is None."""
     check_alpha(alpha)
-    return run.selected_alpha() if alpha is None else float(alpha)
+    if alpha is None:
+        return run.selected_alpha()
+    return check_count(as_alpha(alpha), run.num_conditions())
 
 
-def provenance(run: RunFolder, alpha: float) -> dict[str, str]:
+def provenance(run: RunFolder, alpha: Alpha) -> dict[str, str]:
     """Header entries naming the fit and α an exported file comes from."""
     ident = run.identity()
     run_id = ident.run_id if ident else "unknown"
-    return {"cidir_run_id": run_id, "cidir_alpha": f"{alpha:.6g}",
-            "ITK_FileNotes": f"cidir run {run_id} alpha {alpha:.6g}"}
+    return {"cidir_run_id": run_id, "cidir_alpha": alpha_text(alpha),
+            "ITK_FileNotes": f"cidir run {run_id} alpha {alpha_text(alpha)}"}

@@ -41,13 +41,14 @@ from cidir.io.images import (
 from cidir.io.landmarks import check_pairs, read_points
 from cidir.io.outputs import check_image_output, check_output_file
 from cidir.runs.apply import apply_run
-from cidir.runs.at_alpha import alpha_for, check_alpha, provenance
+from cidir.runs.at_alpha import alpha_for, provenance
 from cidir.runs.fit import FitRun, fit_run, machine_info, resume_run
 from cidir.runs.folder import RunFolder
 from cidir.runs.inverse import export_inverse
 from cidir.runs.uncertainty import export_uncertainty, selection_tied_alphas
 from cidir.runtime import resolve_device
 from cidir.selection import SelectionResult, search_lcurve
+from cidir.selection.alpha_space import Alpha, alpha_columns, as_alpha
 
 __all__ = ["FitRun", "apply_run", "evaluate_run", "export_run", "fit_run", "machine_info",
            "record_evaluation", "record_selection", "report_run", "resume_run", "select_run",
@@ -171,7 +172,7 @@ def record_selection(run: RunFolder, result: SelectionResult, config: SelectionC
 def _alpha_rows(result_rows) -> list[dict[str, Any]]:
     rows = []
     for row in result_rows:
-        entry: dict[str, Any] = {"alpha": row.alpha}
+        entry: dict[str, Any] = dict(alpha_columns(row.alpha))
         if row.dice is not None:
             entry.update(dice=row.dice, dice_se=row.dice_se, dice_gap_se=row.dice_gap_se)
         if row.similarity is not None:
@@ -189,7 +190,7 @@ def _alpha_rows(result_rows) -> list[dict[str, Any]]:
 
 # ------------------------------------------------------------------------ export
 def export_run(run_dir: str | Path, *, field: str | None = None, fmt: str = "itk",
-               jacobian: str | None = None, alpha: float | None = None,
+               jacobian: str | None = None, alpha: Alpha | None = None,
                warp_only: str | None = None, affine: str | None = None,
                inverse_field: str | None = None, uncertainty: str | None = None,
                device: str = "cpu") -> list[Path]:
@@ -235,13 +236,13 @@ def export_run(run_dir: str | Path, *, field: str | None = None, fmt: str = "itk
     return written
 
 
-def export_field(run_dir: str | Path, field: str, alpha: float,
+def export_field(run_dir: str | Path, field: str, alpha: Alpha,
                  device: str = "cpu") -> np.ndarray:
     """Write the ITK displacement field at α (like ``export --field``) and return it, so
     that later steps (``evaluate_run(field=...)``) need not evaluate the network again."""
     run = RunFolder(run_dir)
     run.require_trained()
-    check_alpha(alpha, "alpha")
+    alpha = alpha_for(run, alpha)
     _check_export_outputs(run.ndim(), field, "itk", None, None, None, None)
     transform = run.load_transform(resolve_device(device))
     array = displacement_field(transform, alpha)
@@ -278,7 +279,7 @@ def _check_export_outputs(ndim: int, field: str | None, fmt: str, jacobian: str 
 
 
 # ---------------------------------------------------------------------- evaluate
-def evaluate_run(run_dir: str | Path, *, alpha: float | None = None,
+def evaluate_run(run_dir: str | Path, *, alpha: Alpha | None = None,
                  fixed_points: str | None = None, moving_points: str | None = None,
                  fixed_labels: str | None = None, moving_labels: str | None = None,
                  labels: Sequence[int] | None = None, mask: str | None = None,
@@ -322,12 +323,13 @@ def record_evaluation(run: RunFolder, result: Evaluation, target: Path | None = 
 
 
 # ------------------------------------------------------------------------ report
-def report_run(run_dir: str | Path, *, alpha: float | None = None,
+def report_run(run_dir: str | Path, *, alpha: Alpha | None = None,
                device: str = "cpu") -> Path:
     """Write RUN/report.html with its figures, at α (default: the selected α, else 0.5)."""
     run = RunFolder(run_dir)
     run.require_trained()
-    check_alpha(alpha)
+    if alpha is not None:
+        alpha = alpha_for(run, alpha)
     with run.locked("report"):
         run.require_trained()
         fixed, moving = _load_run_images(run)
@@ -343,7 +345,7 @@ def report_run(run_dir: str | Path, *, alpha: float | None = None,
 
 
 def write_run_report(run: RunFolder, transform: ConditionedTransform, fixed: Image,
-                     moving: Image, *, alpha: float | None = None,
+                     moving: Image, *, alpha: Alpha | None = None,
                      fixed_labels: Image | None = None,
                      moving_labels: Image | None = None) -> Path:
     """Write RUN/report.html from the run's recorded numbers and the given transform and
@@ -354,7 +356,8 @@ def write_run_report(run: RunFolder, transform: ConditionedTransform, fixed: Ima
     selection = run.selection()
     given = alpha is not None
     if alpha is None:
-        alpha = float(selection["alpha"]) if selection else 0.5
+        alpha = (as_alpha(selection["alpha"]) if selection
+                 else as_alpha((0.5,) * run.num_conditions()))
     metrics = run.metrics()
     evaluation = run.read_derived(run.evaluation_path, "rerun cidir evaluate")
     if evaluation is not None:

@@ -24,6 +24,7 @@ from cidir.io.outputs import check_output_folder
 from cidir.runs import commands
 from cidir.runs.folder import RunFolder
 from cidir.selection import SelectionResult
+from cidir.selection.alpha_space import format_alpha
 
 
 def run_demo(out: str | Path, config: RunConfig, *, size: str = "small", seed: int = 0,
@@ -115,7 +116,8 @@ def format_summary(s: dict[str, Any]) -> str:
         f"{s['tre_after_snapped_mm']:.2f} mm",
         f"  field    mean error in the lungs {s['field_error_before_mm']:.2f} → "
         f"{s['field_error_mm']:.2f} mm (vs ground truth)",
-        f"  α        {s['alpha']:.3g} chosen by label Dice; Dice {s['dice_before']:.4f} → "
+        f"  α        {format_alpha(s['alpha'])} chosen by label Dice; Dice "
+        f"{s['dice_before']:.4f} → "
         f"{s['dice']:.4f}",
         f"  folding  {s['folding_percent']:.3f}% of lung voxels with det J ≤ 0; "
         f"std log det J {s['std_log_jacobian']:.3f}",

@@ -28,6 +28,7 @@ from cidir.io.landmarks import read_points, write_points
 from cidir.io.outputs import check_output_folder
 from cidir.runs import commands
 from cidir.runs.folder import RunFolder
+from cidir.selection.alpha_space import format_alpha
 
 
 def run_dirlab(root: str, case: int, out: str | Path, config: RunConfig, *,
@@ -110,6 +111,7 @@ def _write_case_inputs(data: DirLabCase, inputs: Path, mask: str | None) -> dict
 def format_summary(s: dict[str, Any]) -> str:
     """The printed summary of one DIR-LAB case."""
     return (f"DIR-LAB case {s['case']}: TRE {s['tre_before_mm']:.2f} → {s['tre_after_mm']:.2f} "
-            f"mm (continuous), {s['tre_after_snapped_mm']:.2f} mm snapped; α {s['alpha']:.3g} "
+            f"mm (continuous), {s['tre_after_snapped_mm']:.2f} mm snapped; "
+            f"α {format_alpha(s['alpha'])} "
             f"by lung Dice (landmark oracle α {s['oracle_alpha_by_landmarks']:.3g}: "
             f"{s['oracle_tre_mm']:.2f} mm); folding {s['folding_percent']:.3f}%")

@@ -54,6 +54,7 @@ from cidir.runs import staging
 from cidir.runs.identity import RunIdentity, config_run_id, sha256_file
 from cidir.runs.lock import RunLock
 from cidir.runs.lock import holder as lock_holder
+from cidir.selection.alpha_space import Alpha, as_alpha
 
 REFIT = "refit with cidir fit --overwrite"
 
@@ -156,6 +157,14 @@ class RunFolder:
             raise InputError(f"{self.model_path}: malformed metadata (ndim {value!r})")
         return int(value)
 
+    def num_conditions(self) -> int:
+        """How many hyperparameters the run's model is conditioned on (values of α), from
+        the model file."""
+        value = read_metadata(self.model_path).get("num_conditions", "1")
+        if not value.isdigit() or int(value) < 1:
+            raise InputError(f"{self.model_path}: malformed metadata (num_conditions {value!r})")
+        return int(value)
+
     def check_consistent(self) -> None:
         """InputError when config.toml or inputs.json belong to another fit than the model."""
         ident = self.identity()
@@ -227,14 +236,15 @@ class RunFolder:
             return None
         return input_records.resolve(entry, self.path, name)
 
-    def selected_alpha(self) -> float:
-        """The α chosen by ``cidir select``; InputError when there is none yet."""
+    def selected_alpha(self) -> Alpha:
+        """The α chosen by ``cidir select`` (a float, or a tuple for a model conditioned on
+        several hyperparameters); InputError when there is none yet."""
         selection = self.selection()
         if selection is None:
             raise InputError(f"run {self.path}: no selection.json; run `cidir select` first "
                              "or pass --alpha")
         try:
-            return float(selection["alpha"])
+            return as_alpha(selection["alpha"])
         except (KeyError, TypeError, ValueError):
             raise InputError(f"{self.selection_path}: no valid 'alpha'; rerun cidir select"
                              ) from None

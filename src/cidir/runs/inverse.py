@@ -23,6 +23,7 @@ from cidir.io.field_export import write_displacement_field
 from cidir.io.images import read_image
 from cidir.io.landmarks import read_points, write_points
 from cidir.runs.folder import RunFolder
+from cidir.selection.alpha_space import Alpha
 
 CONSISTENCY_POINTS = 100_000  # fixed voxels (of the mask) checked, drawn with seed 0
 
@@ -52,7 +53,7 @@ def _consistency_points(run: RunFolder, grid: Grid) -> tuple[np.ndarray, str]:
     return grid.world_points(inside), region
 
 
-def export_inverse(run: RunFolder, transform: ConditionedTransform, alpha: float,
+def export_inverse(run: RunFolder, transform: ConditionedTransform, alpha: Alpha,
                    path: str, fmt: str, metadata: dict[str, str]) -> list[Path]:
     """Write φ⁻¹(y) − y on the moving grid (``fmt`` itk or ants) and RUN/inverse.json."""
     grid = moving_grid(run)
@@ -68,7 +69,7 @@ def export_inverse(run: RunFolder, transform: ConditionedTransform, alpha: float
     return [*written, run.path / "inverse.json"]
 
 
-def apply_inverse_points(run: RunFolder, transform: ConditionedTransform, alpha: float,
+def apply_inverse_points(run: RunFolder, transform: ConditionedTransform, alpha: Alpha,
                          points: str, out: Path) -> None:
     """Moving points (world mm, or voxel indices of the moving grid) → fixed points."""
     grid = moving_grid(run)

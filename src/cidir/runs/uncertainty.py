@@ -16,6 +16,7 @@ from cidir.geometry import Image
 from cidir.io.images import write_image
 from cidir.reporting.summary import dice_ties
 from cidir.runs.folder import RunFolder
+from cidir.selection.alpha_space import alpha_text, as_alpha
 
 
 def selection_tied_alphas(selection: dict[str, Any] | None, run: RunFolder) -> list[float]:
@@ -26,12 +27,12 @@ def selection_tied_alphas(selection: dict[str, Any] | None, run: RunFolder) -> l
         raise InputError(f"--uncertainty: run {run.path} has no selection.json; the map "
                          "spans the α a selection found tied — run cidir select RUN first")
     if selection.get("tied_alphas"):
-        return [float(a) for a in selection["tied_alphas"]]
+        return [as_alpha(a) for a in selection["tied_alphas"]]
     ties = dice_ties(selection)
     if ties is None:
         raise InputError(f"--uncertainty: {run.selection_path} records no tied α (a selection"
                          " by an older cidir with another rule); rerun cidir select RUN")
-    return [float(selection["rows"][i]["alpha"]) for i in ties]
+    return [as_alpha(selection["rows"][i]["alpha"]) for i in ties]
 
 
 def export_uncertainty(run: RunFolder, transform: ConditionedTransform, path: str,
@@ -41,7 +42,7 @@ def export_uncertainty(run: RunFolder, transform: ConditionedTransform, path: st
     alphas = selection_tied_alphas(selection, run)
     spread = alpha_spread_map(transform, alphas)
     write_image(Image(spread, transform.grid, "alpha_uncertainty"), path,
-                metadata={**metadata, "cidir_tied_alphas": ",".join(f"{a:g}" for a in alphas)})
+                metadata={**metadata, "cidir_tied_alphas": ";".join(alpha_text(a) for a in alphas)})
     mask = run.fixed_mask(transform.grid)
     if mask is not None:
         values, region = spread[mask.array > 0], "fixed mask"

@@ -44,6 +44,7 @@ from cidir.evaluation.metrics import (
 )
 from cidir.fields import ConditionedTransform, LabelSampler
 from cidir.geometry import Image
+from cidir.selection.alpha_space import Alpha, components, explore, format_alpha, smoothness
 
 
 @dataclass
@@ -52,7 +53,7 @@ class AlphaRow:
     log det ∇φ (on the sampled folding points), TRE (mm); for the L-curve rule the
     similarity S and regularizer energy R instead of Dice (None)."""
 
-    alpha: float
+    alpha: Alpha  # a float; a tuple for a model conditioned on several hyperparameters
     dice: float | None
     dice_se: float | None
     folding_percent: float
@@ -68,7 +69,7 @@ class AlphaRow:
 @dataclass
 class SelectionResult:
     rows: list[AlphaRow]
-    alpha: float
+    alpha: Alpha
     index: int
     rule: str  # what chose α: one of cidir.config.RULES
     labels: list[int]
@@ -80,7 +81,7 @@ class SelectionResult:
     tied: list[int] = field(default_factory=list)  # rows statistically tied with the choice
 
     @property
-    def tied_alphas(self) -> list[float]:
+    def tied_alphas(self) -> list[Alpha]:
         """The α tied with the chosen one (the chosen α included): where the rule cannot
         tell them apart — the set :func:`cidir.fields.alpha_spread_map` measures."""
         return [self.rows[i].alpha for i in (self.tied or [self.index])]
@@ -91,19 +92,24 @@ class SelectionResult:
 
     @property
     def warning(self) -> str | None:
-        """A note when the choice sits at the least-regularized end of the prior (α = 0,
-        strictly best: ties already go to larger α), where the Dice may still rise for a
-        smaller weight than the prior offers; None otherwise."""
+        """A note when the choice sits at the least-regularized end of the prior (α = 0 on
+        some axis, strictly best: ties already go to larger α), where the Dice may still rise
+        for a smaller weight than the prior offers; None otherwise."""
         if self.rule != "dice":
             return self.note
-        if len(self.rows) < 2 or self.alpha != 0.0 or min(
-                r.alpha for r in self.rows) != 0.0:
+        low = [k for k, v in enumerate(components(self.alpha)) if v == 0.0]
+        others = [float(r.dice or 0.0) for r in self.rows
+                  if all(components(r.alpha)[k] != 0.0 for k in low)]
+        if not low or not others:
             return None
-        runner_up = max(float(r.dice or 0.0) for r in self.rows if r.alpha != 0.0)
-        return (f"α = 0 (the smallest weight of the prior) is best by Dice ({self.chosen.dice:.4f}"
-                f" vs {runner_up:.4f} for the next best α): the prior may be too stiff for this "
-                "pair; a smaller lambda_min (--regularizer NAME:LMIN:LMAX) and a refit may "
-                "align it better")
+        at = ("α" if len(components(self.alpha)) == 1
+              else " and ".join(f"α{k + 1}" for k in low))
+        where = ("" if at == "α" else f" at α = {format_alpha(self.alpha)}")
+        rival = "the next best α" if at == "α" else f"the best α with {at} > 0"
+        return (f"{at} = 0 (the smallest weight of the prior) is best by Dice "
+                f"({self.chosen.dice:.4f}{where} vs {max(others):.4f} for {rival}): the prior "
+                "may be too stiff for this pair; a smaller lambda_min (--regularizer "
+                "NAME:LMIN:LMAX) and a refit may align it better")
 
     def to_dict(self) -> dict:
         out = asdict(self)
@@ -202,11 +208,9 @@ def _standard_error(influence: np.ndarray, fpc: float) -> float:
 
 
 def _check_inputs(transform: ConditionedTransform, fixed_labels: Image, moving_labels: Image,
-                  config: SelectionConfig, labels: Sequence[int] | None,
-                  fixed_points: np.ndarray | None, moving_points: np.ndarray | None,
-                  alphas: Sequence[float] | None,
-                  rule: str) -> tuple[list[int], list[float]]:
-    """The labels and the α grid to score; InputError for anything unusable."""
+                  labels: Sequence[int] | None, fixed_points: np.ndarray | None,
+                  moving_points: np.ndarray | None, rule: str) -> list[int]:
+    """The labels to score; InputError for anything unusable."""
     if rule not in ("dice", "tre"):
         raise InputError(f"rule: expected dice or tre for a search by labels, found {rule!r}"
                          f" (all rules: {', '.join(RULES)})")
@@ -214,8 +218,7 @@ def _check_inputs(transform: ConditionedTransform, fixed_labels: Image, moving_l
         raise InputError("rule tre needs fixed and moving landmark points")
     if (fixed_points is None) != (moving_points is None):
         raise InputError("fixed and moving landmark points go together")
-    return (checked_labels(transform, fixed_labels, moving_labels, labels),
-            checked_grid(config, alphas))
+    return checked_labels(transform, fixed_labels, moving_labels, labels)
 
 
 def checked_labels(transform: ConditionedTransform, fixed_labels: Image, moving_labels: Image,
@@ -250,57 +253,78 @@ def checked_grid(config: SelectionConfig, alphas: Sequence[float] | None) -> lis
     return grid
 
 
+class _LabelScorer:
+    """Scores α points by the Dice of the sampled voxels (and TRE when points are given),
+    keeping every row, its per-voxel Dice influence and its per-landmark errors."""
+
+    def __init__(self, transform: ConditionedTransform, fixed_labels: Image,
+                 moving_labels: Image, config: SelectionConfig, labels: list[int],
+                 fixed_points: np.ndarray | None, moving_points: np.ndarray | None,
+                 rule: str) -> None:
+        self.transform, self.labels, self.rule = transform, labels, rule
+        self.points = fixed_points, moving_points
+        self.flat, self.region = sample_region(fixed_labels, labels, config.region_margin_mm,
+                                               config.sample_points, config.seed)
+        self.fpc = 1.0 - len(self.flat) / self.region if self.region else 0.0
+        self.fixed_values = fixed_labels.array.reshape(-1)[self.flat]
+        device = transform.device
+        self.world = torch.as_tensor(fixed_labels.grid.world_points(self.flat),
+                                     dtype=torch.float32, device=device)
+        self.sampler = LabelSampler(moving_labels, device)
+        self.fold_idx = fold_subset(len(self.flat), config, device)
+        self.rows: list[AlphaRow] = []
+        self.influences: list[np.ndarray] = []
+        self.errors: list[np.ndarray] = []  # per-landmark TRE (mm) of each α
+
+    @torch.no_grad()
+    def __call__(self, alphas: list[Alpha]) -> list[float]:
+        """Score ``alphas``; their merits (Dice, or −TRE for the rule tre)."""
+        merits = []
+        for a in alphas:
+            at = self.transform.alpha_tensor(a)
+            at_alpha = self.transform.frozen(at)
+            warped = self.sampler(at_alpha.map_world(self.world, at)).cpu().numpy()
+            det = at_alpha.map_jet(self.world[self.fold_idx], at, order=1).jacobian_determinant()
+            per_label, influence = _dice_with_influence(self.fixed_values, warped, self.labels)
+            self.influences.append(influence)
+            det_values = det.cpu().numpy()
+            row = AlphaRow(alpha=a, dice=mean_dice(per_label),
+                           dice_se=_standard_error(influence, self.fpc),
+                           folding_percent=folding_percent(det_values),
+                           dice_per_label=per_label,
+                           std_log_jacobian=std_log_jacobian(det_values))
+            fixed_points, moving_points = self.points
+            if fixed_points is not None and moving_points is not None:
+                self.errors.append(tre(at_alpha.map_points(fixed_points, a), moving_points))
+                row.tre_mm = float(self.errors[-1].mean())
+            self.rows.append(row)
+            merits.append(-row.tre_mm if self.rule == "tre" and row.tre_mm is not None
+                          else float(row.dice) if row.dice is not None else float("nan"))
+        return merits
+
+
 def search_alpha(transform: ConditionedTransform, fixed_labels: Image, moving_labels: Image,
                  config: SelectionConfig | None = None, labels: Sequence[int] | None = None,
                  fixed_points: np.ndarray | None = None, moving_points: np.ndarray | None = None,
-                 alphas: Sequence[float] | None = None, rule: str = "dice") -> SelectionResult:
-    """Score every α of the grid and choose one (see the module docstring)."""
+                 alphas: Sequence[Alpha] | None = None, rule: str = "dice") -> SelectionResult:
+    """Score the α of the search (the grid; several conditions: :func:`explore`) and choose
+    one (see the module docstring)."""
     start = time.perf_counter()
     config = config or SelectionConfig()
-    labels, alphas = _check_inputs(transform, fixed_labels, moving_labels, config, labels,
-                                   fixed_points, moving_points, alphas, rule)
-    flat, region = sample_region(fixed_labels, labels, config.region_margin_mm,
-                                 config.sample_points, config.seed)
-    exact = len(flat) == region
-    fpc = 1.0 - len(flat) / region if region else 0.0
-    fixed_values = fixed_labels.array.reshape(-1)[flat]
-    device = transform.device
-    world = torch.as_tensor(fixed_labels.grid.world_points(flat), dtype=torch.float32,
-                            device=device)
-    sampler = LabelSampler(moving_labels, device)
-
-    influences: list[np.ndarray] = []
-    errors: list[np.ndarray] = []  # per-landmark TRE (mm) of each α
-    fold_idx = fold_subset(len(flat), config, device)
-    rows = []
-    with torch.no_grad():
-        for a in alphas:
-            at = transform.alpha_tensor(a)
-            at_alpha = transform.frozen(at)
-            warped = sampler(at_alpha.map_world(world, at)).cpu().numpy()
-            det = at_alpha.map_jet(world[fold_idx], at, order=1).jacobian_determinant()
-            per_label, influence = _dice_with_influence(fixed_values, warped, labels)
-            influences.append(influence)
-            det_values = det.cpu().numpy()
-            row = AlphaRow(
-                alpha=a,
-                dice=mean_dice(per_label),
-                dice_se=_standard_error(influence, fpc),
-                folding_percent=folding_percent(det_values),
-                dice_per_label=per_label,
-                std_log_jacobian=std_log_jacobian(det_values),
-            )
-            if fixed_points is not None:
-                assert moving_points is not None  # checked with the inputs
-                errors.append(tre(at_alpha.map_points(fixed_points, a), moving_points))
-                row.tre_mm = float(errors[-1].mean())
-            rows.append(row)
+    labels = _check_inputs(transform, fixed_labels, moving_labels, labels, fixed_points,
+                           moving_points, rule)
+    scorer = _LabelScorer(transform, fixed_labels, moving_labels, config, labels,
+                          fixed_points, moving_points, rule)
+    explore(scorer, transform.num_conditions, config, alphas)
+    rows = scorer.rows
     if rule == "tre":
-        index, tied = choose_by_tre(rows, errors)
+        index, tied = choose_by_tre(rows, scorer.errors)
     else:
-        index, tied = _choose_by_dice(rows, config.tie_tolerance, influences, fpc)
-    return SelectionResult(rows, rows[index].alpha, index, rule, labels, len(flat), region,
-                           exact, time.perf_counter() - start, tied=tied)
+        index, tied = _choose_by_dice(rows, config.tie_tolerance, scorer.influences,
+                                      scorer.fpc)
+    return SelectionResult(rows, rows[index].alpha, index, rule, labels, len(scorer.flat),
+                           scorer.region, len(scorer.flat) == scorer.region,
+                           time.perf_counter() - start, tied=tied)
 
 
 def tied_with_best(scores: Sequence[float | None], influences: Sequence[np.ndarray], fpc: float,
@@ -327,7 +351,7 @@ def _choose_by_dice(rows: list[AlphaRow], tie_tolerance: float, influences: list
                                       tie_tolerance)
     for row, se in zip(rows, gap_ses, strict=True):
         row.dice_gap_se = se
-    return max(ties, key=lambda i: rows[i].alpha), ties
+    return max(ties, key=lambda i: smoothness(rows[i].alpha)), ties
 
 
 def choose_by_tre(rows: list[AlphaRow], errors: list[np.ndarray]) -> tuple[int, list[int]]:

@@ -140,6 +140,10 @@ def search_lcurve(transform: ConditionedTransform, fixed: Image, moving: Image,
     if not fixed.grid.same_as(transform.grid, atol=1e-3):
         raise InputError(f"fixed image {fixed.source}: grid {fixed.grid.describe()} differs "
                          f"from the model's fixed grid {transform.grid.describe()}")
+    if transform.num_conditions > 1:
+        raise InputError(f"rule lcurve: needs a model conditioned on one hyperparameter; this "
+                         f"one is conditioned on {transform.num_conditions} (use the "
+                         "rule dice, surface or tre)")
     grid = checked_grid(config, alphas)
     flat, region = sample_training_region(fixed, mask, margin_mm, config.sample_points,
                                           config.seed)

@@ -41,11 +41,11 @@ from cidir.geometry import Image
 from cidir.selection.alpha_search import (
     AlphaRow,
     SelectionResult,
-    checked_grid,
     checked_labels,
     fold_subset,
     tied_with_best,
 )
+from cidir.selection.alpha_space import Alpha, explore, smoothness
 
 
 def signed_distance(labels: Image, label: int, clamp: float) -> tuple[np.ndarray, Image]:
@@ -125,47 +125,67 @@ def _influence(error: np.ndarray, owner: np.ndarray, count: int) -> np.ndarray:
     return error * len(error) / (sizes[owner] * max(defined, 1))
 
 
+class _SurfaceScorer:
+    """Scores α points by the boundary error (module docstring), keeping every row and its
+    per-point influence on the score."""
+
+    def __init__(self, transform: ConditionedTransform, fixed_labels: Image,
+                 moving_labels: Image, config: SelectionConfig, labels: list[int],
+                 points: tuple[np.ndarray | None, np.ndarray | None]) -> None:
+        band = float(max(fixed_labels.grid.spacing))  # one voxel: the boundary's layers
+        self.clamp = 2.0 * max(config.region_margin_mm, band)
+        self.flat, self.owner, self.d_fixed, self.total = _band_points(
+            fixed_labels, labels, band, config.sample_points, config.seed)
+        device = transform.device
+        self.transform, self.count, self.points = transform, len(labels), points
+        self.world = torch.as_tensor(fixed_labels.grid.world_points(self.flat),
+                                     dtype=torch.float32, device=device)
+        self.owner_t = torch.as_tensor(self.owner, device=device)
+        self.moving = _MovingDistances(moving_labels, labels, self.clamp, device)
+        self.fold_idx = fold_subset(len(self.flat), config, device)
+        self.rows: list[AlphaRow] = []
+        self.influences: list[np.ndarray] = []
+
+    @torch.no_grad()
+    def __call__(self, alphas: list[Alpha]) -> list[float]:
+        """Score ``alphas``; their merits (−score, mm)."""
+        merits = []
+        for a in alphas:
+            at = self.transform.alpha_tensor(a)
+            fixed_at = self.transform.frozen(at)
+            d_moving = self.moving(fixed_at.map_world(self.world, at), self.owner_t)
+            error = np.minimum(np.abs(d_moving.cpu().numpy() - self.d_fixed), self.clamp)
+            self.influences.append(_influence(error, self.owner, self.count))
+            det = fixed_at.map_jet(self.world[self.fold_idx], at, order=1).jacobian_determinant()
+            det_values = det.cpu().numpy()
+            score = float(np.nanmean(_per_label_means(error, self.owner, self.count)))
+            row = AlphaRow(alpha=a, dice=None, dice_se=None,
+                           folding_percent=folding_percent(det_values),
+                           std_log_jacobian=std_log_jacobian(det_values), surface_mm=score)
+            fixed_points, moving_points = self.points
+            if fixed_points is not None and moving_points is not None:
+                row.tre_mm = float(tre(fixed_at.map_points(fixed_points, a),
+                                       moving_points).mean())
+            self.rows.append(row)
+            merits.append(-score)
+        return merits
+
+
 def search_surface(transform: ConditionedTransform, fixed_labels: Image, moving_labels: Image,
                    config: SelectionConfig | None = None, labels: Sequence[int] | None = None,
                    fixed_points: np.ndarray | None = None,
                    moving_points: np.ndarray | None = None,
-                   alphas: Sequence[float] | None = None) -> SelectionResult:
-    """Score every α of the grid by the boundary error and choose (module docstring)."""
+                   alphas: Sequence[Alpha] | None = None) -> SelectionResult:
+    """Score the α of the search by the boundary error and choose (module docstring)."""
     start = time.perf_counter()
     config = config or SelectionConfig()
     chosen = checked_labels(transform, fixed_labels, moving_labels, labels)
-    grid = checked_grid(config, alphas)
-    band = float(max(fixed_labels.grid.spacing))  # one voxel: the boundary's layers
-    clamp = 2.0 * max(config.region_margin_mm, band)
-    flat, owner, d_fixed, total = _band_points(fixed_labels, chosen, band,
-                                               config.sample_points, config.seed)
-    device = transform.device
-    world = torch.as_tensor(fixed_labels.grid.world_points(flat), dtype=torch.float32,
-                            device=device)
-    owner_t = torch.as_tensor(owner, device=device)
-    moving = _MovingDistances(moving_labels, chosen, clamp, device)
-    fold_idx = fold_subset(len(flat), config, device)
-    rows, influences = [], []
-    with torch.no_grad():
-        for a in grid:
-            at = transform.alpha_tensor(a)
-            fixed_at = transform.frozen(at)
-            d_moving = moving(fixed_at.map_world(world, at), owner_t).cpu().numpy()
-            error = np.minimum(np.abs(d_moving - d_fixed), clamp)
-            influences.append(_influence(error, owner, len(chosen)))
-            det = fixed_at.map_jet(world[fold_idx], at, order=1).jacobian_determinant()
-            det_values = det.cpu().numpy()
-            row = AlphaRow(alpha=a, dice=None, dice_se=None,
-                           folding_percent=folding_percent(det_values),
-                           std_log_jacobian=std_log_jacobian(det_values),
-                           surface_mm=float(np.nanmean(_per_label_means(error, owner,
-                                                                        len(chosen)))))
-            if fixed_points is not None and moving_points is not None:
-                row.tre_mm = float(tre(fixed_at.map_points(fixed_points, a), moving_points).mean())
-            rows.append(row)
+    scorer = _SurfaceScorer(transform, fixed_labels, moving_labels, config, chosen,
+                            (fixed_points, moving_points))
+    explore(scorer, transform.num_conditions, config, alphas)
+    rows, flat, total = scorer.rows, scorer.flat, scorer.total
     fpc = 1.0 - len(flat) / total if total else 0.0
-    _, tied, _ = tied_with_best([r.surface_mm for r in rows], influences, fpc, True)
-    index = max(tied, key=lambda i: rows[i].alpha)  # ties go to the smoother α
+    _, tied, _ = tied_with_best([r.surface_mm for r in rows], scorer.influences, fpc, True)
+    index = max(tied, key=lambda i: smoothness(rows[i].alpha))  # ties: the smoother α
     return SelectionResult(rows, rows[index].alpha, index, "surface", chosen, len(flat), total,
                            len(flat) == total, time.perf_counter() - start, tied=tied)
-
