@@ -71,6 +71,9 @@ BAD = [
      ("row 1", "column set", "iterationz")),
     ("bad override value", lambda f: ([{**_row(f, "a"), "set": "training.iterations=-3"}], None),
      ("row 1", "column set", "training.iterations")),
+    ("init model without a model",
+     lambda f: ([{**_row(f, "a"), "init_model": str(f["mask"].parent)}], None),
+     ("row 1", "column init_model", "model.safetensors")),
     ("no rows", lambda f: ([], ["id", "fixed", "moving"]), ("no pairs",)),
     ("extra cells", lambda f: ([_row(f, "a")], ["id", "fixed", "moving"]), ("more cells",)),
 ]
@@ -153,6 +156,35 @@ def test_cohort_runs_reuses_and_refits_only_what_changed(capfd, pair_files, tmp_
     assert [p["status"] for p in summary["pairs"]] == ["reused", "ok", "reused"]
     assert summary["pairs"][1]["fit"] == "fitted"
     assert (out / "p1" / "model.safetensors").read_bytes() == p1_model
+
+
+def test_a_pair_started_from_another_run(capfd, pair_files, tmp_path):
+    """Column init_model: the pair's fit starts from that run's network (recorded in its
+    metrics.json); a changed source model refits the pair; an incompatible one fails the
+    pair with the reason, and the others go on."""
+    source = tmp_path / "source"
+    assert main(["fit", str(pair_files["fixed"]), str(pair_files["moving"]), "--out",
+                 str(source), *OPTIONS]) == 0
+    other = tmp_path / "other"
+    assert main(["fit", str(pair_files["fixed"]), str(pair_files["moving"]), "--out",
+                 str(other), *OPTIONS, "--model-width", "8"]) == 0
+    rows = [{**_row(pair_files, "warm"), "init_model": str(source)},
+            {**_row(pair_files, "clash"), "init_model": str(other)}]
+    manifest = _manifest(tmp_path / "m.csv", rows)
+    out = tmp_path / "cohort"
+    argv = ["cohort", str(manifest), "--out", str(out), *OPTIONS]
+    assert main(argv) == 1
+    summary = json.loads((out / "cohort.json").read_text())
+    assert [p["status"] for p in summary["pairs"]] == ["ok", "failed"]
+    assert "model.width 8 there, 16 here" in summary["pairs"][1]["error"]
+    metrics = json.loads((out / "warm" / "metrics.json").read_text())
+    assert metrics["init_model"]["path"] == str(source.resolve())
+    capfd.readouterr()
+    assert main(["fit", str(pair_files["fixed"]), str(pair_files["moving"]), "--out",
+                 str(source), *OPTIONS, "--training-seed", "3", "--overwrite"]) == 0
+    assert main(argv) == 1
+    summary = json.loads((out / "cohort.json").read_text())
+    assert summary["pairs"][0]["status"] == "ok" and summary["pairs"][0]["fit"] == "fitted"
 
 
 def test_a_failing_pair_is_recorded_and_the_others_go_on(capfd, pair_files, tmp_path):

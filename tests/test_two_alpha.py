@@ -23,7 +23,7 @@ from cidir.selection.alpha_space import (
     product_grid,
     smoothness,
 )
-from tests.runs_helpers import TINY, expect_error, write_pair
+from runs_helpers import TINY, expect_error, write_pair
 
 
 def test_alpha_text_round_trip():

@@ -2,8 +2,10 @@
 
 Columns: ``id``, ``fixed``, ``moving`` (required) and optionally ``fixed_mask``,
 ``moving_mask``, ``fixed_labels``, ``moving_labels``, ``fixed_points``, ``moving_points``,
-``init`` (none | moments | rigid | affine | an ITK transform file) and ``set`` (per-pair
-configuration overrides, ``section.key=value;section.key=value``). Paths are relative to the
+``init`` (none | moments | rigid | affine | an ITK transform file), ``init_model`` (a run
+folder whose trained network starts the pair's fit: a warm start, e.g. the previous scan of
+the same patient; docs/beyond.md) and ``set`` (per-pair configuration overrides,
+``section.key=value;section.key=value``). Paths are relative to the
 manifest's folder unless absolute; an empty cell means "not given".
 
 Every problem of the manifest (unknown or missing column, empty or duplicate id, an id that
@@ -26,7 +28,7 @@ from cidir.errors import InputError
 REQUIRED = ("id", "fixed", "moving")
 PATH_COLUMNS = ("fixed", "moving", "fixed_mask", "moving_mask", "fixed_labels",
                 "moving_labels", "fixed_points", "moving_points")
-COLUMNS = (*REQUIRED, *PATH_COLUMNS[2:], "init", "set")
+COLUMNS = (*REQUIRED, *PATH_COLUMNS[2:], "init", "init_model", "set")
 INIT_METHODS = ("none", "moments", "rigid", "affine")
 PARTNERS = (("fixed_labels", "moving_labels"), ("fixed_points", "moving_points"))
 ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
@@ -41,6 +43,7 @@ class PairSpec:
     paths: dict[str, Path | None]
     init: str = "none"  # a method name or an absolute transform-file path
     overrides: dict[str, Any] = field(default_factory=dict)
+    init_model: Path | None = None  # a run folder whose network starts the fit
 
     def path(self, name: str) -> Path | None:
         return self.paths.get(name)
@@ -77,8 +80,8 @@ def read_manifest(path: str | Path, config: RunConfig) -> list[PairSpec]:
         elif ident:
             first_row[ident] = number
         if found is not None:
-            paths, init, overrides = found
-            pairs.append(PairSpec(ident, number, paths, init, overrides))
+            paths, init, overrides, init_model = found
+            pairs.append(PairSpec(ident, number, paths, init, overrides, init_model))
     if problems:
         raise InputError(f"manifest {path}: {len(problems)} problem(s): " + "; ".join(problems))
     return pairs
@@ -112,8 +115,10 @@ def _read_rows(path: Path) -> list[dict[str, str]]:
 
 
 def _check_row(row: dict[str, str], root: Path, config: RunConfig, where: str,
-               problems: list[str]) -> tuple[dict[str, Path | None], str, dict] | None:
-    """The row's resolved paths, init and overrides; problems appended (None if any)."""
+               problems: list[str]
+               ) -> tuple[dict[str, Path | None], str, dict, Path | None] | None:
+    """The row's resolved paths, init, overrides and init model; problems appended (None if
+    any)."""
     before = len(problems)
     ident = row.get("id", "")
     if not ident:
@@ -140,7 +145,8 @@ def _check_row(row: dict[str, str], root: Path, config: RunConfig, where: str,
                             "together)")
     init = _check_init(row.get("init", ""), root, where, problems)
     overrides = _check_overrides(row.get("set", ""), config, where, problems)
-    return (paths, init, overrides) if len(problems) == before else None
+    init_model = _check_init_model(row.get("init_model", ""), root, where, problems)
+    return (paths, init, overrides, init_model) if len(problems) == before else None
 
 
 def _check_init(value: str, root: Path, where: str, problems: list[str]) -> str:
@@ -151,6 +157,19 @@ def _check_init(value: str, root: Path, where: str, problems: list[str]) -> str:
         problems.append(f"{where}, column init: expected {'|'.join(INIT_METHODS)} or a "
                         f"transform file, found {value!r} (no such file {resolved})")
     return str(resolved)
+
+
+def _check_init_model(value: str, root: Path, where: str, problems: list[str]) -> Path | None:
+    """The run folder of column ``init_model`` (None when empty); whether its network fits
+    the pair's configuration is checked when the pair is fitted (the pair then fails with
+    the reason, before anything is written)."""
+    if not value:
+        return None
+    resolved = (root / value).resolve() if not Path(value).is_absolute() else Path(value)
+    if not (resolved / "model.safetensors").is_file():
+        problems.append(f"{where}, column init_model: expected a run folder with a trained "
+                        f"model (model.safetensors), found none in {resolved}")
+    return resolved
 
 
 def _check_overrides(value: str, config: RunConfig, where: str,

@@ -45,6 +45,7 @@ class PairTask:
     config_toml: str
     out: str
     device: str = "cpu"
+    init_model: str | None = None  # a run folder whose network starts the fit
 
 
 def derive_seed(cohort_seed: int, pair_id: str) -> int:
@@ -59,6 +60,8 @@ def fingerprint(task: PairTask) -> dict[str, Any]:
     inputs = {name: path_sha256(Path(p)) for name, p in task.paths.items() if p is not None}
     if Path(task.init).is_file():
         inputs["init"] = path_sha256(Path(task.init))
+    if task.init_model is not None:
+        inputs["init_model"] = path_sha256(Path(task.init_model) / "model.safetensors")
     config = hashlib.sha256(task.config_toml.encode("utf-8")).hexdigest()
     return {"inputs": inputs, "init": task.init, "config_sha256": config}
 
@@ -118,7 +121,8 @@ def _do_pair(task: PairTask, folder: Path, stamp: dict[str, Any]) -> dict[str, A
         fit = commands.fit_run(str(p["fixed"]), str(p["moving"]), folder, config,
                                fixed_mask_path=p.get("fixed_mask"),
                                moving_mask_path=p.get("moving_mask"), init=task.init,
-                               device=task.device, overwrite=True, progress=False)
+                               device=task.device, overwrite=True, progress=False,
+                               init_model=task.init_model)
         fit_seconds, how = fit.metrics["fit_seconds"], "fitted"
     record: dict[str, Any] = {"id": task.id, "status": "ok", "fit": how,
                               "fit_seconds": fit_seconds, "fingerprint": stamp}

@@ -65,7 +65,8 @@ def _task(pair: PairSpec, config: RunConfig, out: Path, device: str) -> PairTask
     pair_config = pair_config.with_overrides({"training.seed": seed, "selection.seed": seed})
     return PairTask(pair.id, {k: (str(v) if v is not None else None)
                               for k, v in pair.paths.items()},
-                    pair.init, pair_config.to_toml(), str(out), device)
+                    pair.init, pair_config.to_toml(), str(out), device,
+                    None if pair.init_model is None else str(pair.init_model))
 
 
 BACKENDS = ("local", "ray")

@@ -4,6 +4,8 @@
 - ``paper``: the configuration of the cIDIR paper as cidir first implemented it (3×256
   SIREN, per-layer modulation, global NCC, bending λ on a fixed log range [1, 10⁴], constant
   learning rate, 800 iterations of 4000 points, no calibration, no mask margin).
+- ``bending-jacobian``: the defaults with two hyperparameters conditioned jointly, α1 driving
+  the bending energy and α2 the volume-change penalty |det J − 1| (docs/beyond.md).
 """
 
 from __future__ import annotations
