@@ -9,8 +9,9 @@ ties are broken, and the search over K > 1 dimensions.
 The search over K ≥ 2 (:func:`explore`): a product grid of ``selection.coarse_alphas``
 values per axis, then, around the best point so far, its 3^K neighbours at half the step,
 again and again until the step is that of the 1-D grid (1 / (``num_alphas`` − 1)). With the
-defaults (6 per axis, 21) that is 36 + 8 + 8 = 52 points in 2-D instead of 441 for the full
-product grid at the same resolution; ``benchmarks/two_alpha.py`` measures the gap.
+defaults (6 per axis, 21) that is at most 36 + 8 + 8 = 52 points in 2-D (fewer when the best
+lies on an edge of the square) instead of 441 for the full product grid at the same
+resolution; ``benchmarks/two_alpha.py`` measures the gap.
 """
 
 from __future__ import annotations
