@@ -96,7 +96,7 @@ def run_task(task: str, population: int, targets: int, work: Path, shared: Path)
     rows = []
     for pair in held_out:
         cold = curve(pair, None, config)
-        row = {"task": task, "pair": pair.name, "population": [p.name for p in members],
+        row = {"task": task, "pair": pair.name, "members": [p.name for p in members],
                "population_seconds": prior_seconds, "donor": donor.pair.name}
         for name, start in (("cold", None), ("population", prior), ("one pair", donor)):
             points = cold if start is None else curve(pair, start, config)
@@ -125,7 +125,7 @@ def table(rows: list[dict]) -> str:
         key = "tre_mm" if "tre_mm" in r["cold"][-1] else "dice_eval"
         unit = "TRE mm" if key == "tre_mm" else "Dice"
         lines.append(
-            f"| {r['task']} ({unit}) | {r['pair']} ({', '.join(r['population'])}) | "
+            f"| {r['task']} ({unit}) | {r['pair']} ({', '.join(r['members'])}) | "
             f"{_final(r['cold'], key)}, {r['cold'][-1]['seconds']:.1f} | "
             f"{_final(r['population'], key)}, {_where(r['population reached'])} | "
             f"{_final(r['one pair'], key)}, {_where(r['one pair reached'])} | "

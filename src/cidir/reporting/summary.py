@@ -192,8 +192,9 @@ def _dice_reason(selection: Mapping[str, Any]) -> str:
     if len(ties) == 1:
         return text + f"; no other α {within}"
     tied = ", ".join(format_alpha(rows[i]["alpha"]) for i in ties)
-    return (text + f"; tied set (Dice {within}): α = {tied}; ties go to the largest, "
-            "smoothest α")
+    order = ("the largest, smoothest α" if len(components(rows[0]["alpha"])) == 1
+             else "the most regularized point (the largest sum of the α values)")
+    return text + f"; tied set (Dice {within}): α = {tied}; ties go to {order}"
 
 
 def _searched_text(rows: Sequence[Mapping[str, Any]]) -> str:
@@ -241,8 +242,8 @@ def alpha_reason(alpha: Alpha, selection: Mapping[str, Any] | None,
     else:
         why = f"by {rule}"
     text = f"α = {format_alpha(chosen)}, chosen {why}."
-    if max(abs(c - a) for c, a in zip(components(chosen), components(alpha),
-                                              strict=False)) > 1e-9:
+    shown = zip(components(chosen), components(alpha), strict=False)
+    if max(abs(c - a) for c, a in shown) > 1e-9:
         text = (f"Shown at α = {format_alpha(alpha)}, given with --alpha; the selection chose "
                 f"{text}")
     if selection.get("warning"):
