@@ -93,7 +93,7 @@ def two_alpha_run(tmp_path_factory) -> tuple[dict[str, Path], Path]:
 
 def test_two_alpha_model_trains_and_selects(two_alpha_run):
     _, run = two_alpha_run
-    selection = json.loads((run / "selection.json").read_text())
+    selection = json.loads((run / "selection.json").read_text(encoding="utf-8"))
     chosen = selection["alpha"]
     assert isinstance(chosen, list) and len(chosen) == 2
     rows = selection["rows"]
@@ -107,7 +107,7 @@ def test_two_alpha_model_trains_and_selects(two_alpha_run):
         table = list(csv.DictReader(f))
     assert "alpha_1" in table[0] and "alpha_2" in table[0] and "alpha" not in table[0]
     assert [float(table[selection["index"]][k]) for k in ("alpha_1", "alpha_2")] == chosen
-    config = (run / "config.toml").read_text()
+    config = (run / "config.toml").read_text(encoding="utf-8")
     assert "jacobian" in config and "alpha_index = 1" in config
 
 
@@ -128,13 +128,15 @@ def test_two_alpha_apply_export_and_report(two_alpha_run, tmp_path, capfd):
                          str(tmp_path / "x.nii.gz"), "--alpha", "0.5"],
                  "conditioned on 2", "a1,a2")
     assert not (tmp_path / "x.nii.gz").exists()
-    with pytest.raises(SystemExit) as exit_info:
-        main(["export", str(run), "--field", str(tmp_path / "y.nii.gz"), "--alpha", "0.5,2"])
-    assert exit_info.value.code == 2
-    assert "argument --alpha: expected values in [0, 1], found 0.5,2" in capfd.readouterr().err
+    expect_error(capfd, ["export", str(run), "--field", str(tmp_path / "y.nii.gz"),
+                         "--alpha", "0.5,2"], "--alpha: expected values in [0, 1], found 0.5,2")
+    assert not (tmp_path / "y.nii.gz").exists()
+    with pytest.raises(SystemExit) as exit_info:  # not numbers: argparse's own error
+        main(["export", str(run), "--field", str(tmp_path / "y.nii.gz"), "--alpha", "a,b"])
+    assert exit_info.value.code == 2 and "comma-separated numbers" in capfd.readouterr().err
     expect_error(capfd, ["select", str(run), "--rule", "lcurve"], "lcurve", "conditioned on 2")
     assert main(["report", str(run), "--quiet"]) == 0
-    report = (run / "report.html").read_text()
+    report = (run / "report.html").read_text(encoding="utf-8")
     assert "alpha_surface.png" in report and "α1" in report
 
 
@@ -143,5 +145,5 @@ def test_evaluate_at_a_point_of_the_plane(two_alpha_run, capfd):
     assert main(["evaluate", str(run), "--fixed-labels", str(files["fixed_labels"]),
                  "--moving-labels", str(files["moving_labels"]), "--alpha", "0,0.5"]) == 0
     assert "α (0, 0.5):" in capfd.readouterr().err
-    evaluation = json.loads((run / "evaluation.json").read_text())
+    evaluation = json.loads((run / "evaluation.json").read_text(encoding="utf-8"))
     assert evaluation["alpha"] == [0.0, 0.5]

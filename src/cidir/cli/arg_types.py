@@ -27,12 +27,13 @@ def positive_int(text: str) -> int:
 
 
 def alpha_value(text: str) -> float | tuple[float, ...]:
-    """``0.35`` → 0.35; ``0.35,0.7`` → (0.35, 0.7) (one value per conditioned
-    hyperparameter, each in [0, 1])."""
-    from cidir.errors import InputError
-    from cidir.selection.alpha_space import parse_alpha
-
+    """``0.35`` → 0.35; ``0.35,0.7`` → (0.35, 0.7) (one number per conditioned
+    hyperparameter). Only the form is checked here: the command checks the range [0, 1] and
+    the count against the run's model, with its one-line error."""
     try:
-        return parse_alpha(text, "α")
-    except InputError as exc:  # "α: expected …": argparse names the option itself
-        raise argparse.ArgumentTypeError(str(exc).removeprefix("α: ")) from None
+        values = tuple(float(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a number, or comma-separated numbers a1,a2 (one per conditioned "
+            f"hyperparameter), found {text!r}") from None
+    return values[0] if len(values) == 1 else values
