@@ -38,15 +38,19 @@ def alpha_surface(rows: Sequence[Mapping[str, Any]], chosen: Alpha, rule: str,
         _filled(ax, fig, points, values, cmap, label)
         ax.plot(points[:, 0], points[:, 1], "k.", markersize=3, label="scored point")
         if len(ringed):
-            ax.plot(ringed[:, 0], ringed[:, 1], "o", mfc="none", color="w", markersize=8,
+            ax.plot(ringed[:, 0], ringed[:, 1], "o", mfc="none", color="red", markersize=8,
                     markeredgewidth=1.2, label="tied with the choice")
         ax.plot(*star, "*", color="magenta", markersize=15, markeredgecolor="k",
                 label=f"chosen α = {format_alpha(chosen)}")
         ax.set(xlim=(-0.03, 1.03), ylim=(-0.03, 1.03), aspect="equal")
         ax.set_xlabel("α1 (first hyperparameter; 0 = weakest)", fontsize=8)
         ax.set_ylabel("α2 (second hyperparameter; 0 = weakest)", fontsize=8)
-        ax.set_title(label, fontsize=9)
-    axes[0, 0].legend(fontsize=7, loc="lower left", framealpha=0.85)
+        finite = values[np.isfinite(values)]
+        constant = len(finite) > 0 and float(np.ptp(finite)) == 0
+        ax.set_title(f"{label}: {finite[0]:.3g} at every point" if constant else label,
+                     fontsize=9)
+    axes[0, 0].legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=3,
+                      framealpha=0.85)
     return to_png(fig, f"Scores over the α plane (selection by {rule})")
 
 
