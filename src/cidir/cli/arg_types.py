@@ -30,10 +30,11 @@ def alpha_value(text: str) -> float | tuple[float, ...]:
     """``0.35`` → 0.35; ``0.35,0.7`` → (0.35, 0.7) (one number per conditioned
     hyperparameter). Only the form is checked here: the command checks the range [0, 1] and
     the count against the run's model, with its one-line error."""
+    from cidir.selection.alpha_space import alpha_numbers
+
     try:
-        values = tuple(float(part) for part in text.split(","))
+        return alpha_numbers(text)
     except ValueError:
         raise argparse.ArgumentTypeError(
             f"expected a number, or comma-separated numbers a1,a2 (one per conditioned "
             f"hyperparameter), found {text!r}") from None
-    return values[0] if len(values) == 1 else values

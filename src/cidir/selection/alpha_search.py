@@ -44,7 +44,15 @@ from cidir.evaluation.metrics import (
 )
 from cidir.fields import ConditionedTransform, LabelSampler
 from cidir.geometry import Image
-from cidir.selection.alpha_space import Alpha, components, explore, format_alpha, smoothness
+from cidir.selection.alpha_space import (
+    Alpha,
+    alpha_grid,
+    check_values,
+    components,
+    explore,
+    format_alpha,
+    smoothness,
+)
 
 
 @dataclass
@@ -127,11 +135,6 @@ class SelectionResult:
 
 #: label boxes larger than this (voxels) get their margin on a grid twice as coarse
 COARSE_ABOVE = 2_000_000
-
-
-def alpha_grid(num: int) -> list[float]:
-    """``num`` evenly spaced α in [0, 1]."""
-    return [round(float(a), 10) for a in np.linspace(0.0, 1.0, num)]
 
 
 def sample_region(fixed_labels: Image, labels: Sequence[int], margin_mm: float, n: int,
@@ -247,9 +250,7 @@ def fold_subset(count: int, config: SelectionConfig, device: torch.device) -> to
 def checked_grid(config: SelectionConfig, alphas: Sequence[float] | None) -> list[float]:
     """The α grid (config.num_alphas, or ``alphas``); InputError for α outside [0, 1]."""
     grid = alpha_grid(config.num_alphas) if alphas is None else [float(a) for a in alphas]
-    for a in grid:
-        if not 0.0 <= a <= 1.0:
-            raise InputError(f"alpha {a}: expected a value in [0, 1]")
+    check_values(grid, "alphas")
     return grid
 
 

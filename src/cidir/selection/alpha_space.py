@@ -53,16 +53,21 @@ def alpha_text(alpha: Alpha | Sequence[float]) -> str:
     return ",".join(f"{v:.6g}" for v in components(alpha))
 
 
+def alpha_numbers(text: str) -> Alpha:
+    """``0.35`` or ``0.35,0.7`` → α, the form only (the range is not checked); ValueError
+    when a part is not a number."""
+    return as_alpha(tuple(float(part) for part in str(text).split(",")))
+
+
 def parse_alpha(text: str, what: str = "--alpha") -> Alpha:
     """``0.35`` or ``0.35,0.7`` (one value per condition) → α; InputError otherwise."""
-    parts = [p.strip() for p in str(text).split(",")]
     try:
-        values = tuple(float(p) for p in parts)
+        alpha = alpha_numbers(text)
     except ValueError:
         raise InputError(f"{what}: expected a number in [0, 1] or numbers a1,a2,… in [0, 1] "
                          f"(one per conditioned hyperparameter), found {text!r}") from None
-    check_values(values, what)
-    return as_alpha(values)
+    check_values(components(alpha), what)
+    return alpha
 
 
 def check_values(values: Sequence[float], what: str) -> None:
@@ -97,9 +102,14 @@ def smoothness(alpha: Alpha) -> tuple[float, tuple[float, ...]]:
     return (round(sum(values), 9), values)
 
 
+def alpha_grid(num: int) -> list[float]:
+    """``num`` evenly spaced α in [0, 1]."""
+    return [round(float(a), 10) for a in np.linspace(0.0, 1.0, num)]
+
+
 def product_grid(per_axis: int, conditions: int) -> list[Alpha]:
     """Every point of ``per_axis`` evenly spaced values in [0, 1] on each axis."""
-    axis = [round(float(a), 10) for a in np.linspace(0.0, 1.0, per_axis)]
+    axis = alpha_grid(per_axis)
     if conditions == 1:
         return list(axis)
     return [tuple(p) for p in itertools.product(axis, repeat=conditions)]
