@@ -134,7 +134,7 @@ def _check_row(row: dict[str, str], root: Path, config: RunConfig, where: str,
             if column in REQUIRED:
                 problems.append(f"{where}, column {column}: empty (required)")
             continue
-        resolved = (root / value).resolve() if not Path(value).is_absolute() else Path(value)
+        resolved = _resolved(root, value)
         paths[column] = resolved
         if not resolved.exists():
             problems.append(f"{where}, column {column}: no such file {resolved}")
@@ -149,10 +149,15 @@ def _check_row(row: dict[str, str], root: Path, config: RunConfig, where: str,
     return (paths, init, overrides, init_model) if len(problems) == before else None
 
 
+def _resolved(root: Path, value: str) -> Path:
+    """A manifest cell's path: relative to the manifest's folder ``root`` unless absolute."""
+    return (root / value).resolve() if not Path(value).is_absolute() else Path(value)
+
+
 def _check_init(value: str, root: Path, where: str, problems: list[str]) -> str:
     if not value or value in INIT_METHODS:
         return value or "none"
-    resolved = (root / value).resolve() if not Path(value).is_absolute() else Path(value)
+    resolved = _resolved(root, value)
     if not resolved.is_file():
         problems.append(f"{where}, column init: expected {'|'.join(INIT_METHODS)} or a "
                         f"transform file, found {value!r} (no such file {resolved})")
@@ -165,7 +170,7 @@ def _check_init_model(value: str, root: Path, where: str, problems: list[str]) -
     the reason, before anything is written)."""
     if not value:
         return None
-    resolved = (root / value).resolve() if not Path(value).is_absolute() else Path(value)
+    resolved = _resolved(root, value)
     if not (resolved / "model.safetensors").is_file():
         problems.append(f"{where}, column init_model: expected a run folder with a trained "
                         f"model (model.safetensors), found none in {resolved}")
