@@ -16,7 +16,6 @@ IDIR fits are kept beside them (``WORK/../two_alpha``).
 from __future__ import annotations
 
 import dataclasses
-import math
 import sys
 import time
 from pathlib import Path
@@ -24,6 +23,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+
+import torch  # noqa: E402
 
 from benchmarks.selection_fits import (  # noqa: E402
     FittedPair,
@@ -34,6 +35,7 @@ from benchmarks.selection_fits import (  # noqa: E402
 )
 from benchmarks.selection_judge import Judge  # noqa: E402
 from cidir.config import RunConfig  # noqa: E402
+from cidir.losses.weights import regularizer_weight  # noqa: E402
 from cidir.selection import SelectionResult, alpha_grid, search_alpha  # noqa: E402
 from cidir.selection.alpha_space import Alpha, components, format_alpha, product_grid  # noqa: E402
 
@@ -54,8 +56,8 @@ def idir_at(config: RunConfig, alpha: Alpha) -> RunConfig:
     terms = []
     for term in config.objective.regularizers:
         if term.mapping == "log":
-            a = values[term.alpha_index]
-            weight = term.lambda_min * math.exp(a * math.log(term.lambda_max / term.lambda_min))
+            a = torch.tensor([values[term.alpha_index]], dtype=torch.float64)
+            weight = float(regularizer_weight(a, term.lambda_min, term.lambda_max, "log")[0])
             term = dataclasses.replace(term, lambda_min=weight, lambda_max=weight)
         elif term.mapping == "linear":
             raise ValueError("idir_at: linear mappings are not used by the study's presets")
