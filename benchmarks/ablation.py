@@ -55,6 +55,10 @@ VARIANTS: dict[str, tuple[str, dict]] = {
                          {"training.learning_rate": 4e-4, "training.iterations": 400}),
     "lr 4e-4 · 200 it · cos": ("lr 4·10⁻⁴, 200 iterations, cosine decay", {
         "training.learning_rate": 4e-4, "training.iterations": 200, **COSINE}),
+    "lr 1e-3 · 800 it · cos": ("lr 10⁻³, 800 iterations, cosine decay", {
+        "training.learning_rate": 1e-3, "training.iterations": 800, **COSINE}),
+    "lr 2e-3 · 400 it · cos": ("lr 2·10⁻³, 400 iterations, cosine decay", {
+        "training.learning_rate": 2e-3, "training.iterations": 400, **COSINE}),
     "lr 1e-3 · 400 it · cos": ("lr 10⁻³, 400 iterations, cosine decay", {
         "training.learning_rate": 1e-3, "training.iterations": 400, **COSINE}),
     "lr 1e-3 · 200 it · cos": ("lr 10⁻³, 200 iterations, cosine decay", {
