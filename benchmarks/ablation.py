@@ -57,6 +57,10 @@ VARIANTS: dict[str, tuple[str, dict]] = {
         "training.learning_rate": 4e-4, "training.iterations": 200, **COSINE}),
     "lr 1e-3 · 800 it · cos": ("lr 10⁻³, 800 iterations, cosine decay", {
         "training.learning_rate": 1e-3, "training.iterations": 800, **COSINE}),
+    "lr 1e-3 · 800 it · cos · batch 2000": (
+        "lr 10⁻³, 800 iterations of 2000 points, cosine decay", {
+            "training.learning_rate": 1e-3, "training.iterations": 800,
+            "training.batch_size": 2000, **COSINE}),
     "lr 2e-3 · 400 it · cos": ("lr 2·10⁻³, 400 iterations, cosine decay", {
         "training.learning_rate": 2e-3, "training.iterations": 400, **COSINE}),
     "lr 1e-3 · 400 it · cos": ("lr 10⁻³, 400 iterations, cosine decay", {
