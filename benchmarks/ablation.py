@@ -61,6 +61,10 @@ VARIANTS: dict[str, tuple[str, dict]] = {
         "lr 10⁻³, 800 iterations of 2000 points, cosine decay", {
             "training.learning_rate": 1e-3, "training.iterations": 800,
             "training.batch_size": 2000, **COSINE}),
+    "lr 1e-3 · 200 it · cos · batch 8000": (
+        "lr 10⁻³, 200 iterations of 8000 points, cosine decay", {
+            "training.learning_rate": 1e-3, "training.iterations": 200,
+            "training.batch_size": 8000, **COSINE}),
     "lr 2e-3 · 400 it · cos": ("lr 2·10⁻³, 400 iterations, cosine decay", {
         "training.learning_rate": 2e-3, "training.iterations": 400, **COSINE}),
     "lr 1e-3 · 400 it · cos": ("lr 10⁻³, 400 iterations, cosine decay", {
