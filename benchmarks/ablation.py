@@ -37,71 +37,89 @@ RANGE_1E3 = [{"name": "bending", "lambda_min": 1e-3, "lambda_max": 1e2},
               "mapping": "constant"}]
 #: the 10 mm mask margin, a default during the first round of the ablation
 M10 = {"training.mask_margin_mm": 10.0}
-#: a cosine decay of the learning rate after a short warm-up
+#: the training schedule of the defaults before the learning-rate round (Adam lr 10⁻⁴ at a
+#: constant rate, 800 iterations): every variant measured on those defaults pins it, so that
+#: its resolved configuration (and a rerun) stays the one measured
+OLD = {"training.learning_rate": 1e-4, "training.iterations": 800,
+       "training.lr_schedule": "constant", "training.warmup_iterations": 0}
+#: the learning-rate round: a constant rate, or a cosine decay to a tenth after a 10-step warm-up
+CONSTANT = {"training.lr_schedule": "constant", "training.warmup_iterations": 0}
 COSINE = {"training.lr_schedule": "cosine", "training.warmup_iterations": 10}
+
+
+def _lr(rate: float, iterations: int, schedule: dict, **more) -> dict:
+    return {"training.learning_rate": rate, "training.iterations": iterations, **schedule,
+            **more}
+
+
 #: name -> (what it changes, overrides of the default RunConfig); a run is reused only while
 #: its resolved configuration is unchanged
 VARIANTS: dict[str, tuple[str, dict]] = {
     "default": ("the library's defaults: width 128, bending on λ_b·[10⁻⁴, 10] (pilot), "
-                "anti-folding 10, no mask margin, 800 iterations", {}),
+                "anti-folding 10, no mask margin, Adam lr 10⁻³ with cosine decay, "
+                "400 iterations", {}),
     "paper": ("the paper's configuration (`--preset paper`: width 256, fixed λ range "
-              "[1, 10⁴], no anti-folding term, no calibration)", {"preset": "paper"}),
-    "margin 10 mm": ("training points inside the fixed mask grown by 10 mm", M10),
-    "400 iterations": ("half the iterations", {"training.iterations": 400}),
-    "width 64": ("MLP width 64", {"model.width": 64}),
-    # speed: a higher learning rate over fewer iterations (the pilot keeps its 100 steps at
-    # the same rate); cosine decay to a tenth after a 10-step warm-up
-    "lr 4e-4 · 400 it": ("Adam lr 4·10⁻⁴ (4×), 400 iterations, constant rate",
-                         {"training.learning_rate": 4e-4, "training.iterations": 400}),
-    "lr 4e-4 · 200 it · cos": ("lr 4·10⁻⁴, 200 iterations, cosine decay", {
-        "training.learning_rate": 4e-4, "training.iterations": 200, **COSINE}),
-    "lr 1e-3 · 800 it · cos": ("lr 10⁻³, 800 iterations, cosine decay", {
-        "training.learning_rate": 1e-3, "training.iterations": 800, **COSINE}),
-    "lr 1e-3 · 800 it · cos · batch 2000": (
-        "lr 10⁻³, 800 iterations of 2000 points, cosine decay", {
-            "training.learning_rate": 1e-3, "training.iterations": 800,
-            "training.batch_size": 2000, **COSINE}),
-    "lr 1e-3 · 200 it · cos · batch 8000": (
-        "lr 10⁻³, 200 iterations of 8000 points, cosine decay", {
-            "training.learning_rate": 1e-3, "training.iterations": 200,
-            "training.batch_size": 8000, **COSINE}),
-    "lr 2e-3 · 400 it · cos": ("lr 2·10⁻³, 400 iterations, cosine decay", {
-        "training.learning_rate": 2e-3, "training.iterations": 400, **COSINE}),
-    "lr 1e-3 · 400 it · cos": ("lr 10⁻³, 400 iterations, cosine decay", {
-        "training.learning_rate": 1e-3, "training.iterations": 400, **COSINE}),
-    "lr 1e-3 · 200 it · cos": ("lr 10⁻³, 200 iterations, cosine decay", {
-        "training.learning_rate": 1e-3, "training.iterations": 200, **COSINE}),
-    "lr 1e-3 · 100 it · cos": ("lr 10⁻³, 100 iterations, cosine decay", {
-        "training.learning_rate": 1e-3, "training.iterations": 100, **COSINE}),
-    "4 α per iteration": ("the batch split between 4 stratified α draws per iteration",
-                          {"training.alphas_per_iteration": 4,
+              "[1, 10⁴], no anti-folding term, no calibration, lr 10⁻⁴ constant, 800 "
+              "iterations)", {"preset": "paper"}),
+    # the learning-rate round (the pilot keeps its 100 steps, at the run's rate)
+    "lr 1e-4 · 800 it (before)": ("the defaults before this round: lr 10⁻⁴ constant, 800 "
+                                  "iterations", OLD),
+    "lr 4e-4 · 400 it": ("Adam lr 4·10⁻⁴, 400 iterations, constant rate",
+                         _lr(4e-4, 400, CONSTANT)),
+    "lr 4e-4 · 200 it · cos": ("lr 4·10⁻⁴, 200 iterations, cosine decay",
+                               _lr(4e-4, 200, COSINE)),
+    "lr 1e-3 · 800 it · cos": ("lr 10⁻³, 800 iterations, cosine decay",
+                               _lr(1e-3, 800, COSINE)),
+    "lr 1e-3 · 800 it · cos · batch 2000": ("lr 10⁻³, 800 iterations of 2000 points, cosine",
+                                            _lr(1e-3, 800, COSINE,
+                                                **{"training.batch_size": 2000})),
+    "lr 1e-3 · 200 it · cos · batch 8000": ("lr 10⁻³, 200 iterations of 8000 points, cosine",
+                                            _lr(1e-3, 200, COSINE,
+                                                **{"training.batch_size": 8000})),
+    "lr 2e-3 · 400 it · cos": ("lr 2·10⁻³, 400 iterations, cosine decay",
+                               _lr(2e-3, 400, COSINE)),
+    "lr 1e-3 · 200 it · cos": ("lr 10⁻³, 200 iterations, cosine decay",
+                               _lr(1e-3, 200, COSINE)),
+    "lr 1e-3 · 100 it · cos": ("lr 10⁻³, 100 iterations, cosine decay",
+                               _lr(1e-3, 100, COSINE)),
+    # on the defaults before the learning-rate round (lr 10⁻⁴ constant, 800 iterations)
+    "margin 10 mm": ("before: training points inside the fixed mask grown by 10 mm",
+                     {**OLD, **M10}),
+    "400 iterations": ("before: half the iterations (lr 10⁻⁴)",
+                       {**OLD, "training.iterations": 400}),
+    "width 64": ("before: MLP width 64", {**OLD, "model.width": 64}),
+    "4 α per iteration": ("before: the batch split between 4 stratified α draws per iteration",
+                          {**OLD, "training.alphas_per_iteration": 4,
                            "training.alpha_sampling": "stratified"}),
     # the first round, around the candidate default of then: λ_b·[10⁻³, 10²], margin 10 mm
-    "range ×[1e-3, 100]": ("calibrated range one decade higher, λ_b·[10⁻³, 10²]; margin 10 mm",
-                           {"objective.regularizers": RANGE_1E3, **M10}),
+    "range ×[1e-3, 100]": ("before: calibrated range one decade higher, λ_b·[10⁻³, 10²]; "
+                           "margin 10 mm", {**OLD, "objective.regularizers": RANGE_1E3, **M10}),
     "  … no anti-folding": ("λ_b·[10⁻³, 10²] without the anti-folding term; margin 10 mm", {
-        "objective.regularizers": RANGE_1E3[:1], **M10}),
-    "  … no margin": ("λ_b·[10⁻³, 10²], margin 0", {"objective.regularizers": RANGE_1E3}),
-    "  … cosine lr": ("λ_b·[10⁻³, 10²], cosine decay after a 50-iteration warm-up; margin "
-                      "10 mm", {"objective.regularizers": RANGE_1E3, **M10,
-                                "training.lr_schedule": "cosine",
-                                "training.warmup_iterations": 50}),
+        **OLD, "objective.regularizers": RANGE_1E3[:1], **M10}),
+    "  … no margin": ("λ_b·[10⁻³, 10²], margin 0", {**OLD,
+                                                     "objective.regularizers": RANGE_1E3}),
+    "  … cosine lr": ("λ_b·[10⁻³, 10²], lr 10⁻⁴ with cosine decay after a 50-iteration "
+                      "warm-up; margin 10 mm", {**OLD, "objective.regularizers": RANGE_1E3,
+                                                **M10, "training.lr_schedule": "cosine",
+                                                "training.warmup_iterations": 50}),
     "  … 400 iterations": ("λ_b·[10⁻³, 10²], half the iterations; margin 10 mm",
-                           {"objective.regularizers": RANGE_1E3, **M10,
+                           {**OLD, "objective.regularizers": RANGE_1E3, **M10,
                             "training.iterations": 400}),
-    "fixed range": ("no pilot: bending λ on the fixed range [10⁻², 10²]; margin 10 mm", {
-        "objective.calibration": "none", **M10,
-        "objective.regularizers": [
-            {"name": "bending", "lambda_min": 1e-2, "lambda_max": 1e2},
-            {"name": "antifolding", "lambda_min": 10.0, "lambda_max": 10.0,
-             "mapping": "constant"}]}),
+    "fixed range": ("before: no pilot, bending λ on the fixed range [10⁻², 10²]; margin 10 mm",
+                    {**OLD, "objective.calibration": "none", **M10,
+                     "objective.regularizers": [
+                         {"name": "bending", "lambda_min": 1e-2, "lambda_max": 1e2},
+                         {"name": "antifolding", "lambda_min": 10.0, "lambda_max": 10.0,
+                          "mapping": "constant"}]}),
 }
 #: the names runs were first recorded under (benchmarks/results/ablation.json) while the
-#: defaults moved: bending range λ_b·[10⁻³, 10²] → [10⁻⁴, 10], then margin 10 mm → 0
+#: defaults moved: bending range λ_b·[10⁻³, 10²] → [10⁻⁴, 10], then margin 10 mm → 0, then
+#: lr 10⁻⁴ constant over 800 iterations → lr 10⁻³ cosine over 400
 RENAMED = {"default": "range ×[1e-3, 100]", "range ×[1e-4, 10]": "default",
            "no anti-folding": "  … no anti-folding", "no margin": "  … no margin",
            "cosine lr": "  … cosine lr", "400 iterations": "  … 400 iterations"}
 RENAMED_2 = {"default": "margin 10 mm", "no margin": "default"}
+RENAMED_3 = {"default": "lr 1e-4 · 800 it (before)", "lr 1e-3 · 400 it · cos": "default"}
 TASK_ORDER = ("brain2d", "lung-mri", "phantom", "phantom-sliding")
 
 

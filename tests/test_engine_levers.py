@@ -60,13 +60,21 @@ def test_cosine_schedule_warms_up_and_decays_to_the_final_fraction():
     assert lrs[0] == pytest.approx(1e-4) and lrs[9] == pytest.approx(1e-3)
     assert np.all(np.diff(lrs[:10]) > 0) and np.all(np.diff(lrs[10:]) < 0)
     assert lrs[-1] == pytest.approx(1e-4)
-    constant = RunConfig().training
+    constant = RunConfig().with_overrides({"training.lr_schedule": "constant"}).training
     assert learning_rate_at(constant, 500) == constant.learning_rate
 
 
-def test_warmup_must_be_shorter_than_training():
+def test_warmup_is_capped_by_a_short_training_and_must_not_be_negative():
     with pytest.raises(InputError, match="warmup_iterations"):
-        RunConfig().with_overrides({"training.warmup_iterations": 800})
+        RunConfig().with_overrides({"training.warmup_iterations": -1})
+    # a 10-step warm-up on a 5-iteration fit: 2 warm-up steps, then the decay
+    t = RunConfig().with_overrides({"training.lr_schedule": "cosine",
+                                    "training.warmup_iterations": 10,
+                                    "training.iterations": 5}).training
+    lrs = [learning_rate_at(t, i) for i in range(5)]
+    assert lrs[0] < lrs[1] == pytest.approx(t.learning_rate) == lrs[2]
+    assert np.all(np.diff(lrs[2:]) < 0)
+    assert lrs[4] == pytest.approx(t.final_lr_fraction * t.learning_rate)
 
 
 def test_stratified_alphas_fill_every_stratum():

@@ -11,13 +11,14 @@ def learning_rate_at(config: TrainingConfig, iteration: int) -> float:
     """The learning rate of the step that follows ``iteration`` completed iterations.
 
     ``constant``: ``learning_rate``. ``cosine``: linear warm-up from learning_rate /
-    warmup_iterations over the first ``warmup_iterations`` steps, then a cosine decay to
+    warmup_iterations over the first ``warmup_iterations`` steps (at most half the
+    iterations: a short fit keeps half its steps for the decay), then a cosine decay to
     ``final_lr_fraction · learning_rate`` at the last step.
     """
     base = config.learning_rate
     if config.lr_schedule == "constant":
         return base
-    warmup = config.warmup_iterations
+    warmup = min(config.warmup_iterations, config.iterations // 2)
     if iteration < warmup:
         return base * (iteration + 1) / warmup
     span = max(1, config.iterations - 1 - warmup)
