@@ -110,10 +110,12 @@ def run_key(mode: str, task: str, pair: str, method: str, settings: dict) -> str
     cidir's networks: the resolved configuration, library defaults included)."""
     own = {k: settings.get(k) for k in METHOD_SETTINGS.get(method, ())}
     if method in INR_METHODS:
-        from benchmarks.methods.inr import config_for
+        from benchmarks.methods.inr import IDIR_TRAINING, config_for
 
         own["resolved_config"] = hashlib.sha256(
             config_for(settings).to_toml().encode("utf-8")).hexdigest()
+        if method != "cidir":  # the SIREN baselines' own schedule
+            own["idir_training"] = IDIR_TRAINING
     blob = json.dumps([mode, task, pair, method, own], sort_keys=True)
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:16]
 

@@ -48,7 +48,10 @@ class FittedPair:
 
 
 def config_sha(config: RunConfig) -> str:
-    return hashlib.sha256(json.dumps(config.to_dict(), sort_keys=True).encode()).hexdigest()
+    """SHA-256 of what the fit depends on (model, objective, training): a change of the
+    selection settings, applied after the fit, keeps the cached models."""
+    fit_sections = {k: v for k, v in config.to_dict().items() if k != "selection"}
+    return hashlib.sha256(json.dumps(fit_sections, sort_keys=True).encode()).hexdigest()
 
 
 def task_pairs(task: str, count: int, shared: Path) -> tuple[list[PairData], str | None]:

@@ -41,7 +41,7 @@ def test_brain2d_first_pair_default(shared_data):
     """The first brain MRI 2D pair of the benchmark (2 ← 11): odd-label Dice."""
     (pair,) = brain_pairs(TaskSpec(brain_pairs=1), shared_data)
     metrics = _register(pair)
-    assert metrics["dice_eval"] >= 0.54, metrics["dice_eval"]  # measured 0.586
+    assert metrics["dice_eval"] >= 0.57, metrics["dice_eval"]  # measured 0.611
     assert metrics["folding_percent"] < 0.5
 
 
@@ -53,4 +53,4 @@ def test_lung_mri_first_pair_default(shared_data):
     assert metrics["folding_percent"] < 0.5
 
 
-LUNG_BOUND = 0.86  # measured 0.890 (docs/method-choices.md, ablation "default")
+LUNG_BOUND = 0.86  # measured 0.883 (docs/method-choices.md, ablation "default")
