@@ -146,7 +146,10 @@ def _settings_lines(s: dict) -> list[str]:
         f"- `cidir`: library defaults of `RunConfig` with overrides {s.get('cidir') or '{}'}; "
         "α chosen by `search_alpha` (Dice rule, ties to the smoother α).",
         f"- `idir`: the same network with fixed SIREN activations, trained at α = "
-        f"{s['idir_alpha']} (one weight λ(α) of the same log mapping).",
+        f"{s['idir_alpha']} (one weight λ(α) of the same log mapping). The three IDIR rows "
+        "train at IDIR's own schedule, Adam lr 10⁻⁴ at a constant rate over 800 iterations "
+        "(`IDIR_TRAINING` in benchmarks/methods/inr.py; runs before 2026-12-03 used it for "
+        "cidir too): at cidir's lr 10⁻³ the plain SIREN diverged.",
         f"- `idir-grid`: IDIR retrained for each α of {s['grid_alphas']} "
         f"({len(s['grid_alphas'])} trainings; time is their total), best by the same Dice "
         "rule." + (f" **A {len(s['grid_alphas'])}-weight grid, not 11.**"

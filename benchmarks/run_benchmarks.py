@@ -262,11 +262,11 @@ def _new_report(args: argparse.Namespace, mode: str, settings: dict, spec: TaskS
                  "code_version": version, "runs_done": 0, "runs_reused": 0}
     report["calls"] = old_report.get("calls", []) + [this_call]
     old_tasks = old_report.get("tasks", {})
-    for task in TASKS:
-        if task in args.tasks:
-            report["tasks"][task] = {"pairs": {}, "skipped": None}
-        elif task in old_tasks:
+    for task in TASKS:  # a named task keeps its earlier runs until it starts (_run_task)
+        if task in old_tasks:
             report["tasks"][task] = old_tasks[task]
+        elif task in args.tasks:
+            report["tasks"][task] = {"pairs": {}, "skipped": None}
     return report
 
 
@@ -322,7 +322,8 @@ def _run_task(call: Call, task: str, spec: TaskSpec) -> None:
     """Every planned method on every pair of one task (or the reason it is skipped)."""
     from benchmarks.evaluate import before_registration
 
-    args, entry = call.args, call.report["tasks"][task]
+    args = call.args
+    call.report["tasks"][task] = entry = {"pairs": {}, "skipped": None}
     t_task = time.perf_counter()
     try:
         pairs, reason = build(task, spec, Path(args.shared_data),

@@ -160,7 +160,8 @@ def _check_first_call(report: dict, text: str) -> dict:
 
 
 def _check_interrupted_call(monkeypatch, out: Path, doc: Path, run: dict) -> None:
-    """A call interrupted after its first run leaves a file with every earlier run in it."""
+    """A call interrupted after its first run leaves a file with every earlier run in it,
+    those of the named tasks it had not started included."""
     import benchmarks.run_benchmarks as runner
     from benchmarks.run_benchmarks import main
 
@@ -174,9 +175,11 @@ def _check_interrupted_call(monkeypatch, out: Path, doc: Path, run: dict) -> Non
 
     monkeypatch.setattr(runner, "run_one", interrupted)
     with pytest.raises(KeyboardInterrupt):
-        main(["--tiny", "--tasks", "phantom", "--resume", "--methods", "identity", "affine",
-              "--no-baselines", "--out", str(out), "--doc", str(doc)])
+        main(["--tiny", "--tasks", "phantom", "phantom-sliding", "--resume", "--methods",
+              "identity", "affine", "--no-baselines", "--out", str(out), "--doc", str(doc)])
     on_disk = json.loads((out / "benchmarks-tiny.json").read_text())
+    sliding = on_disk["tasks"]["phantom-sliding"]["pairs"]["small-seed0"]["runs"]
+    assert sliding["cidir"]["ok"]  # not started by the interrupted call: kept
     runs = on_disk["tasks"]["phantom"]["pairs"]["small-seed0"]["runs"]
     assert calls == ["identity", "affine"] and not on_disk["complete"]
     assert {"identity", "cidir", "sitk"} <= set(runs) and runs["cidir"]["metrics"] == run[
