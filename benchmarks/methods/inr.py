@@ -20,7 +20,6 @@ from cidir.fields import displacement_field
 from cidir.selection import search_alpha
 from cidir.training import fit
 
-
 #: the unconditioned SIREN baselines train at IDIR's own learning rate (10⁻⁴, constant, 800
 #: iterations): at cidir's 10⁻³ with the cosine decay the plain SIREN diverged (brain pair
 #: 2 ← 11: the loss rose from −0.95 to −0.31 within 90 iterations, Dice stayed at identity's),
