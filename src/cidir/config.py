@@ -203,8 +203,9 @@ class TrainingConfig(_Validated):
     final_lr_fraction·learning_rate at the last iteration).
     """
 
-    # Adam at 10⁻³ with a cosine decay over 400 iterations: better and twice as fast as the
-    # paper's 10⁻⁴ constant over 800 on every benchmark task (docs/method-choices.md)
+    # Adam at 10⁻³ with a cosine decay over 400 iterations: better or level against the
+    # paper's 10⁻⁴ constant over 800 on every ablation task, in half the iterations
+    # (docs/method-choices.md)
     iterations: int = 400
     batch_size: int = 4000
     learning_rate: float = 1e-3

@@ -73,7 +73,7 @@ HELP: dict[str, str] = {
     "training.lr_schedule": "learning-rate schedule: constant, or cosine (linear warm-up, "
                             "then cosine decay to final_lr_fraction × learning_rate)",
     "training.warmup_iterations": "iterations of linear learning-rate warm-up (cosine "
-                                  "schedule)",
+                                  "schedule; at most half the iterations)",
     "training.final_lr_fraction": "the cosine schedule's last learning rate, as a fraction "
                                   "of learning_rate, in [0, 1]",
     "training.mask_margin_mm": "training points are drawn in the fixed mask grown by this "
