@@ -37,19 +37,22 @@ RANGE_1E3 = [{"name": "bending", "lambda_min": 1e-3, "lambda_max": 1e2},
               "mapping": "constant"}]
 #: the 10 mm mask margin, a default during the first round of the ablation
 M10 = {"training.mask_margin_mm": 10.0}
-#: the training schedule of the defaults before the learning-rate round (Adam lr 10⁻⁴ at a
-#: constant rate, 800 iterations): every variant measured on those defaults pins it, so that
-#: its resolved configuration (and a rerun) stays the one measured
-OLD = {"training.learning_rate": 1e-4, "training.iterations": 800,
-       "training.lr_schedule": "constant", "training.warmup_iterations": 0}
 #: the learning-rate round: a constant rate, or a cosine decay to a tenth after a 10-step warm-up
 CONSTANT = {"training.lr_schedule": "constant", "training.warmup_iterations": 0}
 COSINE = {"training.lr_schedule": "cosine", "training.warmup_iterations": 10}
 
 
-def _lr(rate: float, iterations: int, schedule: dict, **more) -> dict:
+def _lr(rate: float, iterations: int, schedule: dict, batch: int | None = None) -> dict:
+    """Overrides of the training schedule (and of the batch size when given)."""
+    more = {} if batch is None else {"training.batch_size": batch}
     return {"training.learning_rate": rate, "training.iterations": iterations, **schedule,
             **more}
+
+
+#: the training schedule of the defaults before the learning-rate round (Adam lr 10⁻⁴ at a
+#: constant rate, 800 iterations): every variant measured on those defaults pins it, so that
+#: its resolved configuration (and a rerun) stays the one measured
+OLD = _lr(1e-4, 800, CONSTANT)
 
 
 #: name -> (what it changes, overrides of the default RunConfig); a run is reused only while
@@ -71,11 +74,9 @@ VARIANTS: dict[str, tuple[str, dict]] = {
     "lr 1e-3 · 800 it · cos": ("lr 10⁻³, 800 iterations, cosine decay",
                                _lr(1e-3, 800, COSINE)),
     "lr 1e-3 · 800 it · cos · batch 2000": ("lr 10⁻³, 800 iterations of 2000 points, cosine",
-                                            _lr(1e-3, 800, COSINE,
-                                                **{"training.batch_size": 2000})),
+                                            _lr(1e-3, 800, COSINE, batch=2000)),
     "lr 1e-3 · 200 it · cos · batch 8000": ("lr 10⁻³, 200 iterations of 8000 points, cosine",
-                                            _lr(1e-3, 200, COSINE,
-                                                **{"training.batch_size": 8000})),
+                                            _lr(1e-3, 200, COSINE, batch=8000)),
     "lr 2e-3 · 400 it · cos": ("lr 2·10⁻³, 400 iterations, cosine decay",
                                _lr(2e-3, 400, COSINE)),
     "lr 1e-3 · 200 it · cos": ("lr 10⁻³, 200 iterations, cosine decay",
